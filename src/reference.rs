@@ -1,0 +1,319 @@
+//! Image references (`host[:port]/repo/path:tag`, `...@sha256:<hex>`) and push targets
+//! (`host[:port][/namespace/...]`): parsing, validation, and the Docker Hub defaults.
+
+use std::fmt;
+
+use crate::digest::Digest;
+
+/// The registry name Docker Hub references use, and the host its API answers on.
+pub const DOCKER_HUB: &str = "docker.io";
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
+
+/// A registry host as the user wrote it (`host`, `host:port`, `[::1]:5000`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Host(String);
+
+impl Host {
+    pub fn parse(s: &str) -> Result<Host, String> {
+        if s.is_empty() {
+            return Err("empty registry host".into());
+        }
+        let ok = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+        if !ok {
+            return Err(format!("invalid registry host {s:?}"));
+        }
+        Ok(Host(s.to_string()))
+    }
+
+    /// The name the user wrote, used for credentials lookup and messages.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The host:port the HTTP API is reached on.
+    pub fn api_host(&self) -> &str {
+        if self.0 == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            &self.0
+        }
+    }
+
+    /// The host name without port or brackets.
+    pub fn hostname(&self) -> &str {
+        let s = self.0.as_str();
+        if let Some(rest) = s.strip_prefix('[') {
+            return rest.split(']').next().unwrap_or(rest);
+        }
+        s.split(':').next().unwrap_or(s)
+    }
+
+    /// Loopback hosts get Docker's treatment: HTTPS first, plain HTTP if TLS is not spoken.
+    pub fn is_loopback(&self) -> bool {
+        let h = self.hostname();
+        if h == "localhost" || h == "::1" {
+            return true;
+        }
+        match h.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) => ip.is_loopback(),
+            Err(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A parsed image reference. At least one of `tag` and `digest` is set after parsing
+/// (a reference with neither gets the tag `latest`, as every other client does).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Reference {
+    pub host: Host,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+    /// The text the user gave, for messages.
+    original: String,
+}
+
+impl Reference {
+    pub fn parse(s: &str) -> Result<Reference, String> {
+        let err = |why: String| format!("invalid reference {s:?}: {why}");
+        let (name_tag, digest) = match s.split_once('@') {
+            Some((n, d)) => (n, Some(d.parse::<Digest>().map_err(err)?)),
+            None => (s, None),
+        };
+        // The tag is after the last ':' of the last path component.
+        let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match name_tag[last_slash..].rfind(':') {
+            Some(i) => (
+                &name_tag[..last_slash + i],
+                Some(&name_tag[last_slash + i + 1..]),
+            ),
+            None => (name_tag, None),
+        };
+        if let Some(t) = tag {
+            validate_tag(t).map_err(err)?;
+        }
+        let (host, repository) = split_host(name);
+        let host = Host::parse(host).map_err(err)?;
+        let repository = if host.as_str() == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository.to_string()
+        };
+        validate_repository(&repository).map_err(err)?;
+        let tag = match (tag, &digest) {
+            (None, None) => Some("latest".to_string()),
+            (t, _) => t.map(str::to_string),
+        };
+        Ok(Reference {
+            host,
+            repository,
+            tag,
+            digest,
+            original: s.to_string(),
+        })
+    }
+
+    /// What to ask the registry for: the digest when there is one, else the tag.
+    pub fn manifest_reference(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.to_string(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
+/// A push destination: a registry and an optional repository prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub host: Host,
+    pub namespace: Option<String>,
+}
+
+impl Target {
+    pub fn parse(s: &str) -> Result<Target, String> {
+        let err = |why: String| format!("invalid target {s:?}: {why}");
+        let s2 = s.trim_end_matches('/');
+        let (host, ns) = match s2.split_once('/') {
+            Some((h, n)) => (h, Some(n)),
+            None => (s2, None),
+        };
+        let host = Host::parse(host).map_err(err)?;
+        if let Some(ns) = ns {
+            validate_repository(ns).map_err(err)?;
+        }
+        Ok(Target {
+            host,
+            namespace: ns.map(str::to_string),
+        })
+    }
+
+    /// The repository a layout at relative path `rel` goes to ("" = the namespace itself).
+    pub fn repository_for(&self, rel: &str) -> Result<String, String> {
+        let repo = match (&self.namespace, rel.is_empty()) {
+            (Some(ns), true) => ns.clone(),
+            (Some(ns), false) => format!("{ns}/{rel}"),
+            (None, false) => rel.to_string(),
+            (None, true) => {
+                return Err(format!(
+                    "{}: the input is a single layout, so the target must name a repository (HOST/REPOSITORY)",
+                    self.host
+                ))
+            }
+        };
+        validate_repository(&repo)?;
+        Ok(repo)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{}", self.host, ns),
+            None => write!(f, "{}", self.host),
+        }
+    }
+}
+
+/// Splits `name` into registry host and repository, as Docker does: the first component
+/// is a host when it has a '.' or ':' or is `localhost`; otherwise the host is Docker Hub.
+fn split_host(name: &str) -> (&str, &str) {
+    match name.split_once('/') {
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            (first, rest)
+        }
+        _ => (DOCKER_HUB, name),
+    }
+}
+
+/// Repository names per the distribution spec: lowercase components of `[a-z0-9]` joined by
+/// `.`, `_`, `__` or `-` runs, separated by `/`. This also makes them safe relative paths.
+pub fn validate_repository(repo: &str) -> Result<(), String> {
+    if repo.is_empty() {
+        return Err("empty repository name".into());
+    }
+    if repo.len() > 255 {
+        return Err("repository name longer than 255 characters".into());
+    }
+    for comp in repo.split('/') {
+        let b = comp.as_bytes();
+        let ok = !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(&c))
+            && !comp.contains("..");
+        if !ok {
+            return Err(format!(
+                "invalid repository name {repo:?} (component {comp:?})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Tags per the distribution spec: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+pub fn validate_tag(tag: &str) -> Result<(), String> {
+    let b = tag.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("invalid tag {tag:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_nested_repository_and_tag() {
+        let r = Reference::parse("host:5000/team/app/api:1.0.0").unwrap();
+        assert_eq!(r.host.as_str(), "host:5000");
+        assert_eq!(r.repository, "team/app/api");
+        assert_eq!(r.tag.as_deref(), Some("1.0.0"));
+        assert!(r.digest.is_none());
+    }
+
+    #[test]
+    fn registry_without_port() {
+        let r = Reference::parse("registry.k8s.io/kube-apiserver-arm64:v1.31.0").unwrap();
+        assert_eq!(r.host.as_str(), "registry.k8s.io");
+        assert_eq!(r.repository, "kube-apiserver-arm64");
+    }
+
+    #[test]
+    fn digest_only_and_tag_plus_digest() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let r = Reference::parse(&format!("localhost:5000/a@{d}")).unwrap();
+        assert_eq!(r.tag, None);
+        assert_eq!(r.manifest_reference(), d);
+        let r = Reference::parse(&format!("localhost:5000/a:v1@{d}")).unwrap();
+        assert_eq!(r.tag.as_deref(), Some("v1"));
+        assert_eq!(r.manifest_reference(), d);
+    }
+
+    #[test]
+    fn docker_hub_defaults() {
+        let r = Reference::parse("alpine").unwrap();
+        assert_eq!(r.host.as_str(), "docker.io");
+        assert_eq!(r.host.api_host(), "registry-1.docker.io");
+        assert_eq!(r.repository, "library/alpine");
+        assert_eq!(r.tag.as_deref(), Some("latest"));
+    }
+
+    #[test]
+    fn rejects_bad_names() {
+        for bad in [
+            "host:5000/UPPER:tag",
+            "host:5000/a/../b:tag",
+            "host:5000/a:bad tag",
+            "host:5000/a:",
+            "host:5000/a@sha256:zz",
+            "host:5000//a",
+        ] {
+            assert!(Reference::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn loopback_detection() {
+        for h in ["localhost:5000", "127.0.0.1:1", "127.3.4.5", "[::1]:5000"] {
+            assert!(Host::parse(h).unwrap().is_loopback(), "{h}");
+        }
+        for h in ["example.com", "10.0.0.1:5000", "localhost.example.com"] {
+            assert!(!Host::parse(h).unwrap().is_loopback(), "{h}");
+        }
+    }
+
+    #[test]
+    fn target_with_and_without_namespace() {
+        let t = Target::parse("localhost:15000/my-mirror").unwrap();
+        assert_eq!(t.repository_for("team/app").unwrap(), "my-mirror/team/app");
+        assert_eq!(t.repository_for("").unwrap(), "my-mirror");
+        let t = Target::parse("localhost:15000").unwrap();
+        assert_eq!(t.repository_for("team/app").unwrap(), "team/app");
+        assert!(t.repository_for("").is_err());
+    }
+}

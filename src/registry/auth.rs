@@ -1,0 +1,354 @@
+//! Registry authentication: credentials from the Docker config file, `WWW-Authenticate`
+//! challenge parsing, and the HTTP basic and bearer-token schemes. Tokens are cached per
+//! scope for the life of the client.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine as _;
+
+use crate::reference::{Host, DOCKER_HUB};
+
+/// A user name and password (or token) for one registry.
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, <redacted>)", self.username)
+    }
+}
+
+impl Credentials {
+    fn basic_header(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+/// The Docker config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn docker_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
+}
+
+/// Looks up credentials for `host` in the Docker config file. A missing file means
+/// anonymous access; an unreadable or malformed one is an error naming the file.
+pub fn credentials_for(host: &Host) -> Result<Option<Credentials>> {
+    let Some(path) = docker_config_path() else {
+        return Ok(None);
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow!("{}: {e}", path.display())),
+    };
+    let config: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let Some(auths) = config.get("auths").and_then(|a| a.as_object()) else {
+        return Ok(None);
+    };
+    let wanted = host.as_str();
+    let entry = auths.iter().find(|(key, _)| {
+        let k = key
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        let k = k.split('/').next().unwrap_or(k);
+        k == wanted
+            || (wanted == DOCKER_HUB
+                && (k == "index.docker.io" || k == "registry-1.docker.io" || k == DOCKER_HUB))
+    });
+    let Some((key, entry)) = entry else {
+        return Ok(None);
+    };
+    let bad = |why: &str| anyhow!("{}: auths.{key}: {why}", path.display());
+    if let Some(auth) = entry
+        .get("auth")
+        .and_then(|a| a.as_str())
+        .filter(|a| !a.is_empty())
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|_| bad("auth is not base64"))?;
+        let decoded = String::from_utf8(decoded).map_err(|_| bad("auth is not UTF-8"))?;
+        let (u, p) = decoded
+            .split_once(':')
+            .ok_or_else(|| bad("auth is not base64 of user:password"))?;
+        return Ok(Some(Credentials {
+            username: u.to_string(),
+            password: p.to_string(),
+        }));
+    }
+    let field = |name: &str| entry.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    if let (Some(username), Some(password)) = (field("username"), field("password")) {
+        return Ok(Some(Credentials { username, password }));
+    }
+    Ok(None)
+}
+
+/// A parsed `WWW-Authenticate` challenge.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+/// Parses `Basic realm="..."` or `Bearer realm="...",service="...",scope="..."`.
+pub fn parse_challenge(header: &str) -> Result<Challenge> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let params = parse_params(rest);
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => Ok(Challenge::Basic),
+        "bearer" => {
+            let realm = params
+                .get("realm")
+                .cloned()
+                .ok_or_else(|| anyhow!("bearer challenge without realm: {header}"))?;
+            Ok(Challenge::Bearer {
+                realm,
+                service: params.get("service").cloned(),
+                scope: params.get("scope").cloned(),
+            })
+        }
+        _ => bail!("unsupported authentication scheme: {header}"),
+    }
+}
+
+fn parse_params(s: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else { break };
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        rest = &rest[eq + 1..];
+        let value;
+        if let Some(r) = rest.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = r.char_indices();
+            let mut end = r.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, n)) = chars.next() {
+                            v.push(n);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            value = v;
+            rest = &r[end.min(r.len())..];
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_string();
+            rest = &rest[end..];
+        }
+        rest = rest.trim_start().trim_start_matches(',').trim_start();
+        out.insert(key, value);
+    }
+    out
+}
+
+/// Authorization state for one registry host: its credentials, and the headers already
+/// earned (basic for every request once the registry asked for it; bearer per scope).
+pub struct Auth {
+    host: Host,
+    credentials: Option<Credentials>,
+    basic: Mutex<bool>,
+    tokens: Mutex<HashMap<String, String>>,
+}
+
+impl Auth {
+    pub fn new(host: Host, credentials: Option<Credentials>) -> Auth {
+        Auth {
+            host,
+            credentials,
+            basic: Mutex::new(false),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The `Authorization` header to send for `scope`, if one is known already.
+    pub fn header_for(&self, scope: &str) -> Option<String> {
+        if *self.basic.lock().unwrap_or_else(|e| e.into_inner()) {
+            return self.credentials.as_ref().map(Credentials::basic_header);
+        }
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(scope)
+            .cloned()
+    }
+
+    /// Answers a 401's challenge for `scope`, fetching a token with `get_token` (called with
+    /// the token URL and the basic header, if any) for bearer challenges. Returns the header
+    /// to retry with.
+    pub fn answer(
+        &self,
+        challenge: &str,
+        scope: &str,
+        get_token: impl FnOnce(&str, Option<String>) -> Result<String>,
+    ) -> Result<String> {
+        match parse_challenge(challenge)? {
+            Challenge::Basic => {
+                let creds = self
+                    .credentials
+                    .as_ref()
+                    .ok_or_else(|| self.no_credentials())?;
+                *self.basic.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                Ok(creds.basic_header())
+            }
+            Challenge::Bearer { realm, service, .. } => {
+                let mut url = realm.clone();
+                let mut sep = if url.contains('?') { '&' } else { '?' };
+                if let Some(s) = &service {
+                    url.push_str(&format!("{sep}service={}", encode_query(s)));
+                    sep = '&';
+                }
+                for sc in scope.split(' ').filter(|s| !s.is_empty()) {
+                    url.push_str(&format!("{sep}scope={}", encode_query(sc)));
+                    sep = '&';
+                }
+                let basic = self.credentials.as_ref().map(Credentials::basic_header);
+                let token = get_token(&url, basic)?;
+                let header = format!("Bearer {token}");
+                self.tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(scope.to_string(), header.clone());
+                Ok(header)
+            }
+        }
+    }
+
+    pub fn has_credentials(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    pub fn no_credentials(&self) -> anyhow::Error {
+        let where_ = docker_config_path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the Docker config file".into());
+        anyhow!(
+            "authentication required: no credentials for {} in {where_}",
+            self.host
+        )
+    }
+}
+
+/// Extracts the token from a token endpoint's JSON answer.
+pub fn token_from_response(body: &[u8]) -> Result<String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).context("token endpoint answered with invalid JSON")?;
+    for key in ["token", "access_token"] {
+        if let Some(t) = v
+            .get(key)
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+        {
+            return Ok(t.to_string());
+        }
+    }
+    bail!("token endpoint answered without a token")
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+pub fn encode_query(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenge_with_quoted_commas() {
+        let c = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Challenge::Bearer {
+                realm: "https://auth.example/token".into(),
+                service: Some("registry.example".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn parses_basic_challenge() {
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#).unwrap(),
+            Challenge::Basic
+        );
+    }
+
+    #[test]
+    fn bearer_answer_builds_token_url_with_every_scope() {
+        let auth = Auth::new(Host::parse("r.example").unwrap(), None);
+        let mut seen = String::new();
+        let h = auth
+            .answer(
+                r#"Bearer realm="https://t.example/token",service="svc""#,
+                "repository:b:pull,push repository:a:pull",
+                |url, basic| {
+                    assert!(basic.is_none());
+                    seen = url.to_string();
+                    Ok("tok".into())
+                },
+            )
+            .unwrap();
+        assert_eq!(h, "Bearer tok");
+        assert_eq!(
+            seen,
+            "https://t.example/token?service=svc&scope=repository%3Ab%3Apull%2Cpush&scope=repository%3Aa%3Apull"
+        );
+        assert_eq!(
+            auth.header_for("repository:b:pull,push repository:a:pull")
+                .as_deref(),
+            Some("Bearer tok")
+        );
+    }
+
+    #[test]
+    fn basic_challenge_without_credentials_is_an_error() {
+        let auth = Auth::new(Host::parse("r.example").unwrap(), None);
+        let e = auth
+            .answer(r#"Basic realm="x""#, "s", |_, _| unreachable!())
+            .unwrap_err();
+        assert!(e.to_string().contains("authentication required"), "{e}");
+    }
+}

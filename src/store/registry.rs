@@ -1,0 +1,107 @@
+//! A registry repository as a copy source (pull) and sink (push). The sink skips blobs the
+//! registry has, mounts blobs it has in another repository of this run instead of
+//! uploading them again, and checks every uploaded byte against its descriptor.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+
+use crate::copy::{Moved, Sink, Source};
+use crate::digest::Digest;
+use crate::manifest::Descriptor;
+use crate::registry::{Mount, Registry};
+
+/// One repository of a registry, read from.
+pub struct RepoSource<'a> {
+    pub registry: &'a Registry,
+    pub repository: String,
+}
+
+impl Source for RepoSource<'_> {
+    fn manifest(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let m = self
+            .registry
+            .get_manifest(&self.repository, &desc.digest.to_string())?;
+        desc.digest.verify(&m.bytes, Some(desc.size))?;
+        Ok(m.bytes)
+    }
+
+    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(self.registry.get_blob(&self.repository, desc)?))
+    }
+}
+
+/// Which repository of the target registry holds which blob, as learned during one run:
+/// the candidates for cross-repository mounts.
+#[derive(Default)]
+pub struct MountSources(Mutex<HashMap<Digest, String>>);
+
+impl MountSources {
+    fn get(&self, d: &Digest) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(d)
+            .cloned()
+    }
+
+    fn insert(&self, d: &Digest, repo: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(d.clone())
+            .or_insert_with(|| repo.to_string());
+    }
+}
+
+/// One repository of a registry, written to.
+pub struct RepoSink<'a> {
+    pub registry: &'a Registry,
+    pub repository: String,
+    pub mounts: &'a MountSources,
+}
+
+impl Sink for RepoSink<'_> {
+    fn put_blob(&self, desc: &Descriptor, source: &dyn Source) -> Result<Moved> {
+        let repo = &self.repository;
+        if self.registry.has_blob(repo, &desc.digest)? {
+            self.mounts.insert(&desc.digest, repo);
+            return Ok(Moved::Present);
+        }
+        let from = self.mounts.get(&desc.digest).filter(|f| f != repo);
+        let location = match from {
+            Some(from) => match self.registry.mount_blob(repo, &desc.digest, &from)? {
+                Mount::Mounted => {
+                    return Ok(Moved::Shared);
+                }
+                Mount::Upload(location) => location,
+            },
+            None => self.registry.start_upload(repo)?,
+        };
+        let mut content = source.blob(desc)?;
+        self.registry
+            .finish_upload(repo, &location, desc, &mut content)?;
+        self.mounts.insert(&desc.digest, repo);
+        Ok(Moved::Copied)
+    }
+
+    fn has_manifest(&self, desc: &Descriptor) -> Result<bool> {
+        self.registry.has_manifest(&self.repository, &desc.digest)
+    }
+
+    fn put_manifest(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+        self.put_root(desc, bytes, None)
+    }
+
+    fn put_root(&self, desc: &Descriptor, bytes: &[u8], tag: Option<&str>) -> Result<()> {
+        let reference = match tag {
+            Some(t) => t.to_string(),
+            None => desc.digest.to_string(),
+        };
+        self.registry
+            .put_manifest(&self.repository, &reference, desc, bytes)
+            .with_context(|| format!("{}/{}:{reference}", self.registry.host(), self.repository))
+    }
+}
