@@ -197,7 +197,7 @@ impl Registry {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
         let resp = self.send("GET", &url, &pull(repo), &[("Accept", ACCEPT)], Body::Empty)?;
         if resp.status() != 200 {
-            return Err(status_error(resp));
+            return Err(self.status_error(resp));
         }
         let content_type = resp
             .header("Content-Type")
@@ -250,7 +250,7 @@ impl Registry {
         match resp.status() {
             200 => Ok(true),
             404 => Ok(false),
-            _ => Err(status_error(resp)),
+            _ => Err(self.status_error(resp)),
         }
     }
 
@@ -264,7 +264,7 @@ impl Registry {
         let url = self.url(repo, &format!("blobs/{}", desc.digest))?;
         let resp = self.send("GET", &url, &pull(repo), &[], Body::Empty)?;
         if resp.status() != 200 {
-            return Err(status_error(resp));
+            return Err(self.status_error(resp));
         }
         Ok(VerifyingReader::new(
             resp.into_reader(),
@@ -280,7 +280,7 @@ impl Registry {
         match resp.status() {
             200 => Ok(true),
             404 => Ok(false),
-            _ => Err(status_error(resp)),
+            _ => Err(self.status_error(resp)),
         }
     }
 
@@ -298,7 +298,7 @@ impl Registry {
         match resp.status() {
             201 => Ok(Mount::Mounted),
             202 => Ok(Mount::Upload(self.location(&resp, &url)?)),
-            _ => Err(status_error(resp)),
+            _ => Err(self.status_error(resp)),
         }
     }
 
@@ -307,7 +307,7 @@ impl Registry {
         let url = self.url(repo, "blobs/uploads/")?;
         let resp = self.send("POST", &url, &push(repo), &[], Body::Empty)?;
         if resp.status() != 202 {
-            return Err(status_error(resp));
+            return Err(self.status_error(resp));
         }
         self.location(&resp, &url)
     }
@@ -336,7 +336,7 @@ impl Registry {
             Body::Stream(&mut verified, desc.size),
         )?;
         if resp.status() != 201 {
-            return Err(status_error(resp));
+            return Err(self.status_error(resp));
         }
         Ok(())
     }
@@ -361,7 +361,7 @@ impl Registry {
             Body::Bytes(bytes),
         )?;
         if resp.status() != 201 && resp.status() != 200 {
-            return Err(status_error(resp));
+            return Err(self.status_error(resp));
         }
         if let Some(d) = resp.header("Docker-Content-Digest") {
             if let Ok(d) = d.parse::<Digest>() {
@@ -374,6 +374,21 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// The error for an unexpected status; a 401 says whether credentials were missing
+    /// or refused.
+    fn status_error(&self, resp: ureq::Response) -> anyhow::Error {
+        if resp.status() == 401 {
+            if !self.auth.has_credentials() {
+                return self.auth.no_credentials();
+            }
+            return anyhow!(
+                "authentication failed: the credentials for {} were refused",
+                self.host
+            );
+        }
+        status_error(resp)
     }
 
     fn location(&self, resp: &ureq::Response, url: &str) -> Result<String> {
