@@ -1,0 +1,332 @@
+//! Error reporting and exit codes: one line per failed reference, exit 1, other references
+//! still processed; usage errors exit 2.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+use tempfile::TempDir;
+
+const NOT_FOUND: &[&str] = &["manifest unknown", "not found", "unknown", "not known"];
+const UNREACHABLE: &[&str] = &["connect", "refused", "unreachable"];
+
+#[test]
+fn missing_tag_fails_with_one_line_naming_it_and_other_refs_are_still_backed_up() {
+    let src = Registry::start();
+    let fx = seed_fixtures(&src);
+    let out = TempDir::new().unwrap();
+    let good1 = src.reference("library/app", "1.0");
+    let missing = src.reference("library/app", "no-such-tag");
+    let good2 = src.reference("dockerimg", "v1");
+    let args = [
+        "--plain-http",
+        "--output",
+        path_str(out.path()),
+        &good1,
+        &missing,
+        &good2,
+    ];
+    let res = run("oci-backup", &args, &[]);
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "{}",
+        describe("oci-backup", &args, &res)
+    );
+    assert_error_line_for("oci-backup", &args, &res, &missing, NOT_FOUND);
+    assert_layout_matches(
+        &out.path().join("library/app"),
+        &src,
+        fx.get("library/app", "1.0"),
+    );
+    assert_layout_matches(
+        &out.path().join("dockerimg"),
+        &src,
+        fx.get("dockerimg", "v1"),
+    );
+    let tags: Vec<_> = layout_entries(&out.path().join("library/app"))
+        .into_iter()
+        .map(|e| e.tag)
+        .collect();
+    assert_eq!(tags, vec![Some("1.0".to_string())]);
+}
+
+#[test]
+fn missing_tag_alone_fails_with_exactly_one_stderr_line() {
+    let src = Registry::start();
+    push_simple_image(&src, "library/app", &["1.0"], "x");
+    let out = TempDir::new().unwrap();
+    let missing = src.reference("library/app", "2.0");
+    let args = ["--plain-http", "--output", path_str(out.path()), &missing];
+    let res = run("oci-backup", &args, &[]);
+    assert_single_error_line(
+        "oci-backup",
+        &args,
+        &res,
+        &[&missing],
+        &["manifest unknown", "not found"],
+    );
+}
+
+#[test]
+fn unknown_repository_fails_with_exactly_one_stderr_line() {
+    let src = Registry::start();
+    let out = TempDir::new().unwrap();
+    let unknown = src.reference("no/such/repo", "1");
+    let args = ["--plain-http", "--output", path_str(out.path()), &unknown];
+    let res = run("oci-backup", &args, &[]);
+    assert_single_error_line("oci-backup", &args, &res, &[&unknown], NOT_FOUND);
+}
+
+#[test]
+fn unreachable_registry_fails_with_one_line_naming_the_ref() {
+    let closed = closed_addr();
+    let out = TempDir::new().unwrap();
+    let reference = format!("{closed}/library/app:1.0");
+    for plain in [true, false] {
+        let mut args = vec!["--output", path_str(out.path()), &reference];
+        if plain {
+            args.insert(0, "--plain-http");
+        }
+        let res = run("oci-backup", &args, &[]);
+        assert_single_error_line("oci-backup", &args, &res, &[&reference], UNREACHABLE);
+    }
+}
+
+#[test]
+fn unreachable_registry_does_not_stop_the_other_refs() {
+    let src = Registry::start();
+    let fx = seed_fixtures(&src);
+    let out = TempDir::new().unwrap();
+    let dead = format!("{}/library/app:1.0", closed_addr());
+    let good = src.reference("multi", "latest");
+    let args = [
+        "--plain-http",
+        "--output",
+        path_str(out.path()),
+        &dead,
+        &good,
+    ];
+    let res = run("oci-backup", &args, &[]);
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "{}",
+        describe("oci-backup", &args, &res)
+    );
+    assert_error_line_for("oci-backup", &args, &res, &dead, UNREACHABLE);
+    assert_layout_matches(&out.path().join("multi"), &src, fx.get("multi", "latest"));
+}
+
+#[test]
+fn restore_and_push_to_unreachable_registry_fail_with_one_line() {
+    let src = Registry::start();
+    push_simple_image(&src, "library/app", &["1.0"], "x");
+    let out = TempDir::new().unwrap();
+    run_ok(
+        "oci-backup",
+        &[
+            "--plain-http",
+            "--output",
+            path_str(out.path()),
+            &src.reference("library/app", "1.0"),
+        ],
+        &[],
+    );
+    let closed = closed_addr();
+    for (name, flag) in [("oci-restore", "--input"), ("oci-push", "-i")] {
+        let args = ["--plain-http", flag, path_str(out.path()), &closed];
+        let res = run(name, &args, &[]);
+        assert_single_error_line(name, &args, &res, &[&closed], UNREACHABLE);
+    }
+}
+
+#[test]
+fn restore_of_a_layout_with_a_missing_blob_fails_for_it_and_restores_the_others() {
+    let src = Registry::start();
+    let fx = seed_fixtures(&src);
+    let out = TempDir::new().unwrap();
+    run_ok(
+        "oci-backup",
+        &[
+            "--plain-http",
+            "--output",
+            path_str(out.path()),
+            &src.reference("library/app", "1.0"),
+            &src.reference("dockerimg", "v1"),
+        ],
+        &[],
+    );
+    // Remove the layer only library/app has (the first one is the shared base layer).
+    let (_, manifest, _) = get_manifest(&src, "library/app", "1.0").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let own_layer = v["layers"][1]["digest"].as_str().unwrap().to_string();
+    assert_ne!(own_layer, fx.shared_base_layer);
+    fs::remove_file(layout_blob_path(
+        &out.path().join("library/app"),
+        &own_layer,
+    ))
+    .unwrap();
+
+    let dst = Registry::start();
+    let args = ["--plain-http", "--input", path_str(out.path()), &dst.addr()];
+    let res = run("oci-restore", &args, &[]);
+    assert_eq!(
+        res.status.code(),
+        Some(1),
+        "{}",
+        describe("oci-restore", &args, &res)
+    );
+    assert_error_line_for(
+        "oci-restore",
+        &args,
+        &res,
+        "library/app",
+        &["missing", "not found", "no such", "blob"],
+    );
+    assert!(
+        get_manifest(&dst, "library/app", "1.0").is_none(),
+        "manifest pushed although a blob was missing"
+    );
+    assert_same_graph(
+        &registry_graph(&src, "dockerimg", "v1"),
+        &registry_graph(&dst, "dockerimg", "v1"),
+        "dockerimg",
+    );
+}
+
+#[test]
+fn corrupted_blob_served_by_the_registry_fails_and_leaves_no_blob_file() {
+    let src = Registry::start();
+    let (digest, manifest) = push_simple_image(&src, "library/app", &["1.0"], "corrupt-me");
+    let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = v["layers"][0]["digest"].as_str().unwrap().to_string();
+    // Same length, different bytes: the registry serves it as if it were the layer.
+    let data = src.blob_data_path(&layer);
+    let mut bytes = fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    bytes[mid + 1] ^= 0xff;
+    fs::write(&data, &bytes).unwrap();
+
+    let out = TempDir::new().unwrap();
+    let reference = src.reference("library/app", "1.0");
+    let args = ["--plain-http", "--output", path_str(out.path()), &reference];
+    let res = run("oci-backup", &args, &[]);
+    assert_single_error_line(
+        "oci-backup",
+        &args,
+        &res,
+        &[&reference],
+        &["digest", "mismatch", "verif", "corrupt"],
+    );
+    let layout = out.path().join("library/app");
+    assert!(
+        !layout_blob_path(&layout, &layer).exists(),
+        "a blob that failed verification was stored under blobs/"
+    );
+    assert!(files_under(&layout.join("ingest")).is_empty());
+    if layout.join("index.json").exists() {
+        assert!(
+            layout_entries(&layout).iter().all(|e| e.digest != digest),
+            "index.json names an image whose layer failed"
+        );
+        assert_blob_files_verify(&layout);
+    }
+}
+
+#[test]
+fn manifest_whose_body_does_not_match_its_digest_is_rejected() {
+    let src = Registry::start();
+    let (digest, manifest) = push_simple_image(&src, "library/app", &["1.0"], "AAAAAAAA");
+    // Same length, still valid JSON, other bytes: the registry still answers with the old
+    // Docker-Content-Digest.
+    let text = String::from_utf8(manifest).unwrap();
+    assert!(text.contains("AAAAAAAA"));
+    let forged = text.replace("AAAAAAAA", "BBBBBBBB");
+    let forged_digest = sha256_digest(forged.as_bytes());
+    fs::write(src.blob_data_path(&digest), forged.as_bytes()).unwrap();
+
+    let out = TempDir::new().unwrap();
+    for reference in [
+        src.reference("library/app", "1.0"),
+        src.reference("library/app", &digest),
+    ] {
+        let args = ["--plain-http", "--output", path_str(out.path()), &reference];
+        let res = run("oci-backup", &args, &[]);
+        // The reason: a digest mismatch, in words or by naming the digest of the bytes.
+        assert_single_error_line(
+            "oci-backup",
+            &args,
+            &res,
+            &[&reference],
+            &["digest", "mismatch", "verif", "corrupt", &forged_digest],
+        );
+    }
+    let layout = out.path().join("library/app");
+    assert!(!layout_blob_path(&layout, &digest).exists());
+    if layout.join("index.json").exists() {
+        assert!(layout_entries(&layout).is_empty());
+    }
+}
+
+#[test]
+fn bad_usage_exits_2_with_a_message_for_every_binary() {
+    let dir = TempDir::new().unwrap();
+    let d = path_str(dir.path());
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("oci-backup", vec![]),
+        (
+            "oci-backup",
+            vec!["--no-such-flag", "--output", d, "127.0.0.1:1/a:1"],
+        ),
+        ("oci-backup", vec!["127.0.0.1:1/a:1"]),
+        ("oci-backup", vec!["--output", d]),
+        ("oci-restore", vec![]),
+        (
+            "oci-restore",
+            vec!["--no-such-flag", "--input", d, "127.0.0.1:1"],
+        ),
+        ("oci-restore", vec!["--input", d]),
+        ("oci-restore", vec!["127.0.0.1:1"]),
+        ("oci-fetch", vec![]),
+        (
+            "oci-fetch",
+            vec!["--no-such-flag", "-o", d, "127.0.0.1:1/a:1"],
+        ),
+        ("oci-fetch", vec!["-o", d]),
+        ("oci-push", vec![]),
+        ("oci-push", vec!["--no-such-flag", "-i", d, "127.0.0.1:1"]),
+        ("oci-push", vec!["-i", d]),
+    ];
+    for (name, args) in cases {
+        let res = run(name, &args, &[]);
+        let ctx = describe(name, &args, &res);
+        assert_eq!(res.status.code(), Some(2), "expected usage error:\n{ctx}");
+        assert!(!stderr_lines(&res).is_empty(), "no usage message:\n{ctx}");
+        assert!(
+            !String::from_utf8_lossy(&res.stderr).contains("panicked"),
+            "{ctx}"
+        );
+    }
+}
+
+#[test]
+fn help_and_version_exit_0_for_every_binary() {
+    for name in BINARIES {
+        let res = run(name, &["--help"], &[]);
+        let ctx = describe(name, &["--help"], &res);
+        assert_eq!(res.status.code(), Some(0), "{ctx}");
+        let text = String::from_utf8_lossy(&res.stdout);
+        assert!(text.contains(name), "--help does not name the tool:\n{ctx}");
+
+        let res = run(name, &["--version"], &[]);
+        let ctx = describe(name, &["--version"], &res);
+        assert_eq!(res.status.code(), Some(0), "{ctx}");
+        assert!(
+            String::from_utf8_lossy(&res.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "--version does not print the version:\n{ctx}"
+        );
+    }
+}
