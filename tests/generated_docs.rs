@@ -29,8 +29,8 @@ fn committed_man_pages_and_completions_match_the_flag_definitions() {
             ("complete-zsh", format!("completions/zsh/_{name}")),
             ("complete-fish", format!("completions/fish/{name}.fish")),
         ] {
-            let committed = std::fs::read_to_string(root.join(&file))
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            let committed =
+                std::fs::read_to_string(root.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
             assert_eq!(
                 committed,
                 generated(bin, kind),
