@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
-TOOLS := oci-fetch oci-push oci-backup oci-restore
+TOOLS := oci-fetch oci-push oci-backup oci-restore oci-pack oci-unpack
 # command:package pairs the tests and the demo need.
 NEEDS := docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils \
          openssl:openssl curl:curl python3:python3

@@ -18,7 +18,7 @@ pub trait Source: Sync {
     /// The bytes of manifest `desc`, verified against it.
     fn manifest(&self, desc: &Descriptor) -> Result<Vec<u8>>;
     /// A reader of blob `desc`; it fails at the end unless the content matches `desc`.
-    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>>;
+    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>>;
 }
 
 /// What happened to one blob at the sink.
@@ -61,10 +61,10 @@ pub struct Summary {
     pub shared_blobs: usize,
 }
 
-/// A root's graph: manifests children first (root last), and blobs.
-struct Plan {
-    manifests: Vec<(Descriptor, Vec<u8>)>,
-    blobs: Vec<Descriptor>,
+/// A root's graph: manifests children first (root last), and blobs, each once.
+pub struct Plan {
+    pub manifests: Vec<(Descriptor, Vec<u8>)>,
+    pub blobs: Vec<Descriptor>,
 }
 
 /// Copies every root from `source` to `sink`, using up to `jobs` parallel transfers. The
@@ -178,7 +178,7 @@ fn put_manifests(
 }
 
 /// Walks a root's graph, fetching child manifests (in parallel for an index's entries).
-fn plan(source: &dyn Source, root: &Root) -> Result<Plan> {
+pub fn plan(source: &dyn Source, root: &Root) -> Result<Plan> {
     let mut plan = Plan {
         manifests: Vec::new(),
         blobs: Vec::new(),

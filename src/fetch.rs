@@ -4,15 +4,18 @@
 //! and the others still proceed.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use crate::archive;
 use crate::copy::{self, Root};
 use crate::layout::Layout;
 use crate::log::{human_bytes, Log};
 use crate::manifest::{self, Descriptor};
+use crate::pack::{self, Part};
 use crate::reference::{Host, Reference};
 use crate::registry::{self, Registry};
 use crate::store::layout::{BlobPool, LayoutSink};
@@ -41,24 +44,33 @@ impl Registries {
     }
 }
 
-/// Fetches every reference into `DIR/<repository>/`. Failures are reported on `log`.
-pub fn fetch_to_dir(refs: &[Reference], dir: &Path, opts: &Options, log: &Log) {
-    // Group by repository, keeping the order given and dropping exact repeats.
-    let mut groups: Vec<((Host, String), Vec<&Reference>)> = Vec::new();
+/// The references of one repository, resolved: roots (references to the same manifest
+/// share one) and, for each root, the references that named it.
+struct Group<'r> {
+    registry: Arc<Registry>,
+    repository: String,
+    roots: Vec<Root>,
+    names: Vec<Vec<&'r Reference>>,
+}
+
+/// Groups references by repository (in the order given, each reference once) and
+/// resolves them. Failures are reported on `log` and leave the reference out.
+fn resolve_groups<'r>(refs: &'r [Reference], opts: &Options, log: &Log) -> Vec<Group<'r>> {
+    let mut by_repo: Vec<((Host, String), Vec<&Reference>)> = Vec::new();
     for r in refs {
         let key = (r.host.clone(), r.repository.clone());
-        match groups.iter_mut().find(|(k, _)| *k == key) {
+        match by_repo.iter_mut().find(|(k, _)| *k == key) {
             Some((_, list)) => {
-                if !list.iter().any(|x| x.to_string() == r.to_string()) {
+                if !list.iter().any(|x| x.tag == r.tag && x.digest == r.digest) {
                     list.push(r)
                 }
             }
-            None => groups.push((key, vec![r])),
+            None => by_repo.push((key, vec![r])),
         }
     }
     let mut registries = Registries::default();
-    let pool = BlobPool::default();
-    for ((host, repo), refs) in groups {
+    let mut groups = Vec::new();
+    for ((host, repository), refs) in by_repo {
         let registry = match registries.get(&host, &opts.registry) {
             Ok(r) => r,
             Err(e) => {
@@ -68,60 +80,72 @@ pub fn fetch_to_dir(refs: &[Reference], dir: &Path, opts: &Options, log: &Log) {
                 continue;
             }
         };
-        fetch_repository(&registry, &repo, &refs, dir, &pool, opts, log);
+        let mut group = Group {
+            registry,
+            repository,
+            roots: Vec::new(),
+            names: Vec::new(),
+        };
+        for r in refs {
+            match resolve(&group.registry, r) {
+                Ok((desc, bytes)) => {
+                    match group
+                        .roots
+                        .iter()
+                        .position(|x| x.desc.digest == desc.digest)
+                    {
+                        Some(i) => {
+                            if !group.roots[i].tags.contains(&r.tag) {
+                                group.roots[i].tags.push(r.tag.clone());
+                            }
+                            group.names[i].push(r);
+                        }
+                        None => {
+                            group.roots.push(Root {
+                                desc,
+                                bytes,
+                                tags: vec![r.tag.clone()],
+                            });
+                            group.names.push(vec![r]);
+                        }
+                    }
+                }
+                Err(e) => log.error(format!("{r}: {e:#}")),
+            }
+        }
+        if !group.roots.is_empty() {
+            groups.push(group);
+        }
+    }
+    groups
+}
+
+/// Fetches every reference into `DIR/<repository>/`. Failures are reported on `log`.
+pub fn fetch_to_dir(refs: &[Reference], dir: &Path, opts: &Options, log: &Log) {
+    let pool = BlobPool::default();
+    for group in resolve_groups(refs, opts, log) {
+        fetch_repository(&group, dir, &pool, opts, log);
     }
 }
 
-fn fetch_repository(
-    registry: &Registry,
-    repo: &str,
-    refs: &[&Reference],
-    dir: &Path,
-    pool: &BlobPool,
-    opts: &Options,
-    log: &Log,
-) {
+fn fetch_repository(group: &Group<'_>, dir: &Path, pool: &BlobPool, opts: &Options, log: &Log) {
     let source = RepoSource {
-        registry,
-        repository: repo.to_string(),
+        registry: &group.registry,
+        repository: group.repository.clone(),
     };
-    // Resolve each reference; references to the same manifest become one root.
-    let mut roots: Vec<Root> = Vec::new();
-    let mut names: Vec<Vec<&Reference>> = Vec::new();
-    for r in refs {
-        match resolve(registry, r) {
-            Ok((desc, bytes)) => {
-                if let Some(i) = roots.iter().position(|x| x.desc.digest == desc.digest) {
-                    roots[i].tags.push(r.tag.clone());
-                    names[i].push(r);
-                } else {
-                    roots.push(Root {
-                        desc,
-                        bytes,
-                        tags: vec![r.tag.clone()],
-                    });
-                    names.push(vec![r]);
-                }
-            }
-            Err(e) => log.error(format!("{r}: {e:#}")),
-        }
-    }
-    if roots.is_empty() {
-        return;
-    }
-    let target = dir.join(repo);
+    let target = dir.join(&group.repository);
     let sink = match Layout::create(&target) {
         Ok(layout) => LayoutSink::new(layout, pool),
         Err(e) => {
-            for r in names.iter().flatten() {
+            for r in group.names.iter().flatten() {
                 log.error(format!("{r}: {e:#}"));
             }
             return;
         }
     };
-    let results = copy::copy(&source, &sink, &roots, opts.jobs);
+    let results = copy::copy(&source, &sink, &group.roots, opts.jobs);
     let finished = sink.finish();
-    for ((root, result), refs) in roots.iter().zip(results).zip(names) {
+    for ((root, result), refs) in group.roots.iter().zip(results).zip(&group.names) {
         for r in refs {
             match (&result, &finished) {
                 (Ok(s), Ok(())) => log.info(format!(
@@ -137,6 +161,68 @@ fn fetch_repository(
             }
         }
     }
+}
+
+/// Fetches every reference into an archive stream: all layouts' small files first, then
+/// blobs, straight from the registry into `w` (no copy on disk). A reference that cannot
+/// be resolved or planned is reported on `log` and left out; a failure once blobs are
+/// being written fails the whole stream (the archive would not hold what its indexes say).
+pub fn fetch_to_archive<W: Write>(
+    refs: &[Reference],
+    w: &mut archive::Writer<W>,
+    opts: &Options,
+    log: &Log,
+) -> Result<()> {
+    let mut groups = resolve_groups(refs, opts, log);
+    let registries: Vec<Arc<Registry>> = groups.iter().map(|g| g.registry.clone()).collect();
+    let sources: Vec<RepoSource<'_>> = registries
+        .iter()
+        .zip(&groups)
+        .map(|(registry, g)| RepoSource {
+            registry,
+            repository: g.repository.clone(),
+        })
+        .collect();
+    let mut parts = Vec::new();
+    for (group, source) in groups.iter_mut().zip(&sources) {
+        let mut plans = Vec::new();
+        let mut kept = Vec::new();
+        for (root, names) in group.roots.drain(..).zip(std::mem::take(&mut group.names)) {
+            match copy::plan(source, &root) {
+                Ok(p) => {
+                    plans.push(p);
+                    kept.push((root, names));
+                }
+                Err(e) => {
+                    for r in names {
+                        log.error(format!("{r}: {e:#}"));
+                    }
+                }
+            }
+        }
+        if kept.is_empty() {
+            continue;
+        }
+        let (roots, names): (Vec<Root>, Vec<_>) = kept.into_iter().unzip();
+        group.names = names;
+        parts.push(Part {
+            repo: group.repository.clone(),
+            index_json: pack::index_of(&roots)?,
+            plans,
+            extra_blobs: Vec::new(),
+            source,
+        });
+        group.roots = roots;
+    }
+    pack::write_parts(w, &parts)?;
+    for group in &groups {
+        for (root, names) in group.roots.iter().zip(&group.names) {
+            for r in names {
+                log.info(format!("{r} ({})", root.desc.digest));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fetches the root manifest a reference names.

@@ -16,7 +16,7 @@ use crate::manifest::{Descriptor, MAX_MANIFEST_SIZE, OCI_INDEX};
 
 pub const OCI_LAYOUT_FILE: &str = "oci-layout";
 pub const INDEX_FILE: &str = "index.json";
-const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+pub const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 const INGEST_DIR: &str = "ingest";
 
 /// A layout's `index.json`. Fields other than these are not kept when we rewrite it.
@@ -110,6 +110,13 @@ impl Layout {
         Ok(Layout {
             root: root.to_path_buf(),
         })
+    }
+
+    /// The layout at `root`, for reading blobs that may or may not be there.
+    pub fn at(root: &Path) -> Layout {
+        Layout {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn root(&self) -> &Path {

@@ -6,6 +6,7 @@
 //! binaries compose; `cli` holds the flag definitions shared by help, man pages and
 //! completions.
 
+pub mod archive;
 pub mod cli;
 pub mod copy;
 pub mod digest;
@@ -13,7 +14,9 @@ pub mod fetch;
 pub mod layout;
 pub mod log;
 pub mod manifest;
+pub mod pack;
 pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;
+pub mod unpack;

@@ -3,18 +3,23 @@
 //! directories and plain files are passed over. Each layout's entries are pushed children
 //! first, tagged entries under their tags and untagged ones by digest.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::copy::{self, Root};
+use crate::archive;
+use crate::copy::{self, Root, Source};
+use crate::digest::Digest;
 use crate::fetch::{Options, Registries};
-use crate::layout::{Layout, INDEX_FILE};
+use crate::layout::{Index, Layout, INDEX_FILE};
 use crate::log::{human_bytes, Log};
 use crate::manifest::Descriptor;
+use crate::manifest::MAX_MANIFEST_SIZE;
 use crate::reference::{validate_tag, Target};
-use crate::store::registry::{MountSources, RepoSink};
+use crate::store::registry::{MountSources, Prepared, RepoSink};
 
 /// Layouts under `dir`: `(relative path with '/' separators, path)`, sorted. When `dir`
 /// itself is a layout, it is the only one, with an empty relative path.
@@ -68,7 +73,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()>
 
 /// The tag an index entry carries: its `org.opencontainers.image.ref.name`, which some
 /// tools write as a whole reference (`name:tag`); `None` when untagged.
-fn entry_tag(desc: &Descriptor) -> Result<Option<String>> {
+pub fn entry_tag(desc: &Descriptor) -> Result<Option<String>> {
     let Some(name) = desc.ref_name() else {
         return Ok(None);
     };
@@ -80,6 +85,76 @@ fn entry_tag(desc: &Descriptor) -> Result<Option<String>> {
         Some((_, tag)) if validate_tag(tag).is_ok() => Ok(Some(tag.to_string())),
         _ => bail!("entry {}: ref name {name:?} is not a tag", desc.digest),
     }
+}
+
+/// One line per root pushed (or failed).
+fn report(
+    log: &Log,
+    from: &str,
+    sink: &RepoSink<'_>,
+    roots: &[Root],
+    results: Vec<Result<copy::Summary>>,
+) {
+    let dest = format!("{}/{}", sink.registry.host(), sink.repository);
+    for (root, result) in roots.iter().zip(results) {
+        let names: Vec<String> = root
+            .tags
+            .iter()
+            .map(|t| match t {
+                Some(t) => format!("{dest}:{t}"),
+                None => format!("{dest}@{}", root.desc.digest),
+            })
+            .collect();
+        match result {
+            Ok(s) => log.info(format!(
+                "{from} -> {} ({}, {} blobs, {} uploaded, {} mounted, {})",
+                names.join(", "),
+                root.desc.digest,
+                s.blobs,
+                s.copied_blobs,
+                s.shared_blobs,
+                human_bytes(s.copied_bytes)
+            )),
+            Err(e) => log.error(format!("{from}: {}: {e:#}", names.join(", "))),
+        }
+    }
+}
+
+/// The roots of a layout's `index.json`: one per digest, carrying all its tags, and the
+/// errors of entries that cannot be read (each entry stands alone).
+pub fn layout_roots(layout: &Layout, index: &Index) -> (Vec<Root>, Vec<anyhow::Error>) {
+    let mut roots: Vec<Root> = Vec::new();
+    let mut errors = Vec::new();
+    for entry in &index.manifests {
+        let tag = match entry_tag(entry) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if let Some(root) = roots.iter_mut().find(|r| r.desc.digest == entry.digest) {
+            if !root.tags.contains(&tag) {
+                root.tags.push(tag);
+            }
+            continue;
+        }
+        match layout.read_manifest(entry) {
+            Ok(bytes) => roots.push(Root {
+                desc: entry.clone(),
+                bytes,
+                tags: vec![tag],
+            }),
+            Err(e) => errors.push(e.context(format!("manifest {}", entry.digest))),
+        }
+    }
+    // An untagged entry whose digest is also tagged needs no push by digest.
+    for root in &mut roots {
+        if root.tags.len() > 1 {
+            root.tags.retain(|t| t.is_some());
+        }
+    }
+    (roots, errors)
 }
 
 /// Pushes every layout under `dir` to `target`. Failures are reported on `log`.
@@ -118,7 +193,6 @@ pub fn push_dir(dir: &Path, target: &Target, opts: &Options, log: &Log) {
 }
 
 fn push_layout(path: &Path, sink: &RepoSink<'_>, opts: &Options, log: &Log) {
-    let dest = format!("{}/{}", sink.registry.host(), sink.repository);
     let layout = match Layout::open(path) {
         Ok(l) => l,
         Err(e) => return log.error(format!("{e:#}")),
@@ -127,59 +201,246 @@ fn push_layout(path: &Path, sink: &RepoSink<'_>, opts: &Options, log: &Log) {
         Ok(i) => i,
         Err(e) => return log.error(format!("{e:#}")),
     };
-    // One root per digest, carrying all its tags.
-    let mut roots: Vec<Root> = Vec::new();
-    for entry in &index.manifests {
-        let tag = match entry_tag(entry) {
-            Ok(t) => t,
+    let (roots, errors) = layout_roots(&layout, &index);
+    for e in errors {
+        log.error(format!("{}: {e:#}", path.display()));
+    }
+    let results = copy::copy(&layout, sink, &roots, opts.jobs);
+    report(log, &path.display().to_string(), sink, &roots, results);
+}
+
+/// Small blobs held in memory while their role is unknown (they may be manifests, which
+/// are pushed last) are bounded by this much in all.
+const MAX_HELD: u64 = 256 * 1024 * 1024;
+
+/// One layout of an archive being pushed in one pass.
+#[derive(Default)]
+struct StreamLayout {
+    index: Option<Index>,
+    /// Digests known to be manifests (from the index and the manifests read so far).
+    manifests: HashSet<Digest>,
+    /// Manifests, and small blobs whose role was not known when they arrived.
+    held: HashMap<Digest, Vec<u8>>,
+    parsed: HashSet<Digest>,
+}
+
+impl StreamLayout {
+    /// Learns more manifest digests from the held manifests, until nothing new is found.
+    fn learn(&mut self) {
+        loop {
+            let ready: Vec<Digest> = self
+                .manifests
+                .iter()
+                .filter(|d| self.held.contains_key(*d) && !self.parsed.contains(*d))
+                .cloned()
+                .collect();
+            if ready.is_empty() {
+                return;
+            }
+            for d in ready {
+                self.parsed.insert(d.clone());
+                let bytes = &self.held[&d];
+                let Ok(mt) = crate::manifest::media_type_of(bytes, None) else {
+                    continue;
+                };
+                if let Ok(children) = crate::manifest::children(&mt, bytes) {
+                    for c in children.manifests {
+                        self.manifests.insert(c.digest);
+                    }
+                }
+            }
+        }
+    }
+
+    /// True when the index is in and every manifest it reaches has arrived: any further
+    /// blob is then known not to be a manifest.
+    fn resolved(&self) -> bool {
+        self.index.is_some() && self.manifests.iter().all(|d| self.held.contains_key(d))
+    }
+}
+
+struct StreamPush<'a> {
+    target: &'a Target,
+    registry: &'a crate::registry::Registry,
+    mounts: &'a MountSources,
+    layouts: BTreeMap<String, StreamLayout>,
+    held_total: u64,
+}
+
+impl StreamPush<'_> {
+    fn sink(&self, rel: &str) -> Result<RepoSink<'_>> {
+        Ok(RepoSink {
+            registry: self.registry,
+            repository: self.target.repository_for(rel).map_err(|e| anyhow!(e))?,
+            mounts: self.mounts,
+        })
+    }
+}
+
+impl archive::Handler for StreamPush<'_> {
+    fn item(&mut self, item: archive::Item<'_>) -> Result<()> {
+        match item {
+            archive::Item::LayoutFile { repo, name, bytes } => {
+                if name == INDEX_FILE {
+                    let index: Index = serde_json::from_slice(&bytes).with_context(|| {
+                        format!("{}: invalid", archive::entry_path(&repo, name))
+                    })?;
+                    self.sink(&repo)?; // the target must fit this layout
+                    let l = self.layouts.entry(repo).or_default();
+                    l.manifests
+                        .extend(index.manifests.iter().map(|m| m.digest.clone()));
+                    l.index = Some(index);
+                    l.learn();
+                }
+            }
+            archive::Item::Blob {
+                repo,
+                digest,
+                size,
+                content,
+            } => {
+                let l = self.layouts.entry(repo.clone()).or_default();
+                let hold =
+                    l.manifests.contains(&digest) || (size <= MAX_MANIFEST_SIZE && !l.resolved());
+                if hold {
+                    if self.held_total + size > MAX_HELD {
+                        bail!("too many small blobs before their index.json and manifests (put those first)");
+                    }
+                    let mut bytes = Vec::with_capacity(size as usize);
+                    content.read_to_end(&mut bytes)?;
+                    self.held_total += size;
+                    l.held.insert(digest, bytes);
+                    l.learn();
+                } else {
+                    let desc = Descriptor::new("application/octet-stream", digest, size);
+                    let sink = self.sink(&repo)?;
+                    if let Prepared::Upload(location) = sink.prepare(&desc)? {
+                        sink.upload(&desc, &location, content)?;
+                    }
+                }
+            }
+            archive::Item::Link {
+                repo,
+                digest,
+                from_repo,
+            } => {
+                let held = self
+                    .layouts
+                    .get(&from_repo)
+                    .and_then(|l| l.held.get(&digest))
+                    .cloned();
+                match held {
+                    Some(bytes) => {
+                        let l = self.layouts.entry(repo).or_default();
+                        l.held.insert(digest, bytes);
+                        l.learn();
+                    }
+                    None => {
+                        let sink = self.sink(&repo)?;
+                        let desc = Descriptor::new("application/octet-stream", digest, 0);
+                        if let Prepared::Upload(_) = sink.prepare(&desc)? {
+                            bail!(
+                                "blob {}: the registry would not mount it from {}",
+                                desc.digest,
+                                self.sink(&from_repo)?.repository
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Blobs and manifests held in memory, as a copy source. Blobs not held were pushed
+/// while streaming, so the sink finds them at the registry.
+struct Held<'a>(&'a HashMap<Digest, Vec<u8>>);
+
+impl Source for Held<'_> {
+    fn manifest(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let bytes = self
+            .0
+            .get(&desc.digest)
+            .ok_or_else(|| anyhow!("not in the archive"))?;
+        desc.digest.verify(bytes, Some(desc.size))?;
+        Ok(bytes.clone())
+    }
+
+    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
+        match self.0.get(&desc.digest) {
+            Some(b) => Ok(Box::new(&b[..])),
+            None => bail!("not in the archive, nor at the registry"),
+        }
+    }
+}
+
+/// Pushes an archive read from `input` (gzip or plain tar) to `target` in one pass:
+/// blobs go to the registry as they arrive, manifests once the whole archive has been
+/// read and checked, children first, tags last. Nothing is staged on disk.
+pub fn push_stream(input: impl Read, what: &str, target: &Target, opts: &Options, log: &Log) {
+    let registry = match Registries::default().get(&target.host, &opts.registry) {
+        Ok(r) => r,
+        Err(e) => return log.error(format!("{target}: {e:#}")),
+    };
+    let mounts = MountSources::default();
+    let mut handler = StreamPush {
+        target,
+        registry: &registry,
+        mounts: &mounts,
+        layouts: BTreeMap::new(),
+        held_total: 0,
+    };
+    if let Err(e) = archive::read(input, what, &mut handler) {
+        return log.error(format!("{e:#}"));
+    }
+    let mut any = false;
+    for (rel, layout) in &handler.layouts {
+        let Some(index) = &layout.index else { continue };
+        any = true;
+        let sink = match handler.sink(rel) {
+            Ok(s) => s,
             Err(e) => {
-                log.error(format!("{}: {e:#}", path.display()));
+                log.error(format!("{what}: {e:#}"));
                 continue;
             }
         };
-        if let Some(root) = roots.iter_mut().find(|r| r.desc.digest == entry.digest) {
-            if !root.tags.contains(&tag) {
-                root.tags.push(tag);
+        let source = Held(&layout.held);
+        let mut roots: Vec<Root> = Vec::new();
+        for entry in &index.manifests {
+            let tag = match entry_tag(entry) {
+                Ok(t) => t,
+                Err(e) => {
+                    log.error(format!("{what}: {e:#}"));
+                    continue;
+                }
+            };
+            if let Some(root) = roots.iter_mut().find(|r| r.desc.digest == entry.digest) {
+                if !root.tags.contains(&tag) {
+                    root.tags.push(tag);
+                }
+                continue;
             }
-            continue;
+            match source.manifest(entry) {
+                Ok(bytes) => roots.push(Root {
+                    desc: entry.clone(),
+                    bytes,
+                    tags: vec![tag],
+                }),
+                Err(e) => log.error(format!("{what}: manifest {}: {e:#}", entry.digest)),
+            }
         }
-        match layout.read_manifest(entry) {
-            Ok(bytes) => roots.push(Root {
-                desc: entry.clone(),
-                bytes,
-                tags: vec![tag],
-            }),
-            Err(e) => log.error(format!("{}: {e:#}", path.display())),
-        }
+        let results = copy::copy(&source, &sink, &roots, opts.jobs);
+        let from = if rel.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what}:{rel}")
+        };
+        report(log, &from, &sink, &roots, results);
     }
-    // An untagged entry whose digest is also tagged needs no push by digest.
-    for root in &mut roots {
-        if root.tags.len() > 1 {
-            root.tags.retain(|t| t.is_some());
-        }
-    }
-    let results = copy::copy(&layout, sink, &roots, opts.jobs);
-    for (root, result) in roots.iter().zip(results) {
-        let names: Vec<String> = root
-            .tags
-            .iter()
-            .map(|t| match t {
-                Some(t) => format!("{dest}:{t}"),
-                None => format!("{dest}@{}", root.desc.digest),
-            })
-            .collect();
-        match result {
-            Ok(s) => log.info(format!(
-                "{} -> {} ({}, {} blobs, {} uploaded, {} mounted, {})",
-                path.display(),
-                names.join(", "),
-                root.desc.digest,
-                s.blobs,
-                s.copied_blobs,
-                s.shared_blobs,
-                human_bytes(s.copied_bytes)
-            )),
-            Err(e) => log.error(format!("{}: {}: {e:#}", path.display(), names.join(", "))),
-        }
+    if !any {
+        log.info(format!(
+            "{what}: no OCI layouts (no index.json) in the archive"
+        ));
     }
 }

@@ -120,6 +120,7 @@ pub fn man(tool: Tool) -> String {
             let _ = writeln!(s, "{}", roff_escape(f.detail));
         }
     }
+    let _ = writeln!(s, ".SH LAYOUT STREAM\n{}", roff_escape(Tool::stream_doc()));
     let _ = writeln!(s, ".SH EXIT STATUS\n0 on success, 1 when a reference or layout failed (each failure is reported on one line naming it), 2 on a usage error.");
     let _ = writeln!(s, ".SH ENVIRONMENT\n.TP\n.B DOCKER_CONFIG\nDirectory of the Docker config.json holding registry credentials (default ~/.docker).\n.TP\n.B SSL_CERT_FILE\nCA certificates to trust for HTTPS registries.");
     let _ = writeln!(s, ".SH EXAMPLES");

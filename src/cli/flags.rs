@@ -8,9 +8,18 @@ pub enum Tool {
     Push,
     Backup,
     Restore,
+    Pack,
+    Unpack,
 }
 
-pub const ALL_TOOLS: [Tool; 4] = [Tool::Fetch, Tool::Push, Tool::Backup, Tool::Restore];
+pub const ALL_TOOLS: [Tool; 6] = [
+    Tool::Fetch,
+    Tool::Push,
+    Tool::Backup,
+    Tool::Restore,
+    Tool::Pack,
+    Tool::Unpack,
+];
 
 /// What a flag's value is, for completions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +52,7 @@ pub struct Flag {
 pub enum Key {
     Output,
     Input,
+    Directory,
     PlainHttp,
     Jobs,
     Quiet,
@@ -64,13 +74,15 @@ pub const FLAGS: &[FlagDef] = &[
         flag: Flag {
             long: "output",
             short: Some('o'),
-            value: Some("DIR"),
+            value: Some("DIR|-"),
             kind: ValueKind::Dir,
-            summary: "Write one OCI layout per repository under DIR (created if missing).",
+            summary: "Write one OCI layout per repository under DIR (created if missing), or the layout stream to stdout with '-'.",
             detail: "Each reference goes to DIR/<repository>/, where <repository> is the \
                      repository path without the registry host. Fetching into an existing \
                      layout adds or replaces its tags and reuses blobs already present once \
-                     they are verified.",
+                     they are verified. With '-' the layouts are written to stdout as the \
+                     layout stream: an uncompressed tar of the same tree, small files first \
+                     (see LAYOUT STREAM).",
             tools: &[Fetch],
             hidden: false,
         },
@@ -80,15 +92,31 @@ pub const FLAGS: &[FlagDef] = &[
         flag: Flag {
             long: "output",
             short: Some('o'),
-            value: Some("DIR"),
-            kind: ValueKind::Dir,
-            summary: "Back up into DIR, an existing directory: one OCI layout per repository.",
-            detail: "Each reference goes to DIR/<repository>/, where <repository> is the \
-                     repository path without the registry host \
-                     (registry.k8s.io/kube-apiserver-arm64:v1.31.0 -> DIR/kube-apiserver-arm64/). \
-                     Backing up into an existing backup adds or replaces tags and reuses the \
-                     blobs already there once they are verified.",
+            value: Some("PATH"),
+            kind: ValueKind::Path,
+            summary: "Back up into PATH: a directory if it is an existing one, else a gzip-compressed tar ('-' for stdout).",
+            detail: "An existing directory gets one OCI layout per repository, \
+                     DIR/<repository>/, where <repository> is the repository path without \
+                     the registry host (registry.k8s.io/kube-apiserver-arm64:v1.31.0 -> \
+                     DIR/kube-apiserver-arm64/); backing up into an existing backup adds or \
+                     replaces tags and reuses the blobs already there once they are \
+                     verified. Any other PATH, whatever its name, is written as a \
+                     gzip-compressed tar of the same tree, overwritten if present; the file \
+                     appears only when the whole backup succeeded.",
             tools: &[Backup],
+            hidden: false,
+        },
+    },
+    FlagDef {
+        key: Key::Output,
+        flag: Flag {
+            long: "output",
+            short: Some('o'),
+            value: Some("FILE"),
+            kind: ValueKind::Path,
+            summary: "Write the compressed tar to FILE (default: stdout).",
+            detail: "FILE appears only when the whole archive was written.",
+            tools: &[Pack],
             hidden: false,
         },
     },
@@ -97,15 +125,47 @@ pub const FLAGS: &[FlagDef] = &[
         flag: Flag {
             long: "input",
             short: Some('i'),
-            value: Some("DIR"),
-            kind: ValueKind::Dir,
-            summary: "Push every OCI layout found under DIR.",
-            detail: "Every directory under DIR, at any depth, that holds an index.json is a \
-                     layout, and its path relative to DIR is the repository it is pushed to \
-                     under TARGET. Other directories and plain files are ignored. When DIR \
-                     itself holds index.json it is a single layout, pushed to TARGET itself, \
-                     which must then name a repository.",
+            value: Some("PATH"),
+            kind: ValueKind::Path,
+            summary: "Push every OCI layout found under PATH, a directory, an archive file, or '-' (stdin).",
+            detail: "In a directory, every directory at any depth that holds an index.json \
+                     is a layout, and its path relative to PATH is the repository it is \
+                     pushed to under TARGET; other directories and plain files are ignored. \
+                     When PATH itself holds index.json it is a single layout, pushed to \
+                     TARGET itself, which must then name a repository. A file, or '-' for \
+                     stdin, is a tar of the same tree, gzip-compressed or not, read in one \
+                     pass: blobs are pushed as they arrive, manifests and tags once the \
+                     whole archive has been read and checked.",
             tools: &[Push, Restore],
+            hidden: false,
+        },
+    },
+    FlagDef {
+        key: Key::Input,
+        flag: Flag {
+            long: "input",
+            short: Some('i'),
+            value: Some("FILE|-"),
+            kind: ValueKind::Path,
+            summary: "Read references from FILE ('-' for stdin), one per line, instead of the command line.",
+            detail: "Blank lines and lines starting with # are skipped; spaces and CR \
+                     around a reference are trimmed. A reference listed twice is fetched once.",
+            tools: &[Backup],
+            hidden: false,
+        },
+    },
+    FlagDef {
+        key: Key::Directory,
+        flag: Flag {
+            long: "directory",
+            short: Some('C'),
+            value: Some("DIR|-"),
+            kind: ValueKind::Dir,
+            summary: "Unpack into DIR (default: the current directory), or write the layout stream to stdout with '-'.",
+            detail: "Layouts already in DIR get the archive's tags added and keep their \
+                     blobs. Nothing is moved into DIR until the whole archive has been read \
+                     and checked.",
+            tools: &[Unpack],
             hidden: false,
         },
     },
@@ -147,7 +207,7 @@ pub const FLAGS: &[FlagDef] = &[
             kind: ValueKind::None,
             summary: "Print errors only.",
             detail: "",
-            tools: &[Fetch, Push, Backup, Restore],
+            tools: &ALL_TOOLS,
             hidden: false,
         },
     },
@@ -160,7 +220,7 @@ pub const FLAGS: &[FlagDef] = &[
             kind: ValueKind::None,
             summary: "Print help and exit.",
             detail: "",
-            tools: &[Fetch, Push, Backup, Restore],
+            tools: &ALL_TOOLS,
             hidden: false,
         },
     },
@@ -173,7 +233,7 @@ pub const FLAGS: &[FlagDef] = &[
             kind: ValueKind::None,
             summary: "Print the version and exit.",
             detail: "",
-            tools: &[Fetch, Push, Backup, Restore],
+            tools: &ALL_TOOLS,
             hidden: false,
         },
     },
@@ -186,7 +246,7 @@ pub const FLAGS: &[FlagDef] = &[
             kind: ValueKind::Word(&["man", "complete-bash", "complete-zsh", "complete-fish"]),
             summary: "Print a man page or a shell completion script.",
             detail: "",
-            tools: &[Fetch, Push, Backup, Restore],
+            tools: &ALL_TOOLS,
             hidden: true,
         },
     },
@@ -210,30 +270,47 @@ tag or digest it means :latest). A digest-only reference is stored untagged.";
 const TARGET_DOC: &str = "The registry to push to, HOST[:PORT], optionally followed by a \
 namespace (HOST[:PORT]/NAMESPACE/...) that every repository is pushed under.";
 
+const STREAM_DOC: &str = "The layout stream, which oci-fetch -o - writes and oci-push -i - \
+reads, is a tar of the backup tree (<repository>/oci-layout, <repository>/index.json, \
+<repository>/blobs/<alg>/<hex>), uncompressed; a backup archive is the same tar, \
+gzip-compressed. Writers put every layout's oci-layout, index.json and manifests before the \
+blobs, and a blob that is in several repositories is stored once: later copies are hard-link \
+entries naming the first. Readers take gzip or plain tar, entries in any order. So \
+'oci-fetch -o - REF... | oci-pack -o m.tgz -' is oci-backup -o m.tgz, and \
+'oci-unpack -C - m.tgz | oci-push -i - TARGET' (or 'oci-push -i m.tgz TARGET') is \
+oci-restore -i m.tgz TARGET. Archives are reproducible: the same content gives the same \
+bytes (fixed order, mtime 0, uid/gid 0, no user names, gzip header without time or name).";
+
 impl Tool {
     pub fn doc(self) -> ToolDoc {
         match self {
             Fetch => ToolDoc {
                 name: "oci-fetch",
                 about: "pull images into per-repository OCI layouts",
-                usage: "oci-fetch [OPTIONS] --output DIR REF...",
+                usage: "oci-fetch [OPTIONS] --output DIR|- REF...",
                 positionals: &[("REF", REF_DOC)],
                 description: "Fetches each REF with its whole graph (for an index, every \
                     platform's manifest; configs; layers of any media type) into an OCI \
-                    image layout per repository. Manifests and blobs are stored exactly as \
-                    the registry served them, and every byte is checked against its digest \
-                    and size before it is renamed into blobs/. Credentials come from the \
-                    Docker config file ($DOCKER_CONFIG/config.json, else \
-                    ~/.docker/config.json).",
-                examples: &[(
-                    "oci-fetch -o ./mirror registry.k8s.io/pause:3.9",
-                    "Writes ./mirror/pause/ with the tag 3.9 in its index.json.",
-                )],
+                    image layout per repository, or as a layout stream on stdout. Manifests \
+                    and blobs are stored exactly as the registry served them, and every byte \
+                    is checked against its digest and size before it is renamed into blobs/. \
+                    Credentials come from the Docker config file ($DOCKER_CONFIG/config.json, \
+                    else ~/.docker/config.json).",
+                examples: &[
+                    (
+                        "oci-fetch -o ./mirror registry.k8s.io/pause:3.9",
+                        "Writes ./mirror/pause/ with the tag 3.9 in its index.json.",
+                    ),
+                    (
+                        "oci-fetch -o - localhost:5000/app:1.0 | ssh airgap oci-push -i - registry.local/mirror",
+                        "Copies an image through a pipe, without a copy on disk.",
+                    ),
+                ],
             },
             Push => ToolDoc {
                 name: "oci-push",
                 about: "push OCI layouts into a registry",
-                usage: "oci-push [OPTIONS] --input DIR TARGET",
+                usage: "oci-push [OPTIONS] --input DIR|FILE|- TARGET",
                 positionals: &[("TARGET", TARGET_DOC)],
                 description: "Pushes every entry of every layout's index.json: blobs first \
                     (skipping those the registry has, mounting those another repository of \
@@ -248,31 +325,92 @@ impl Tool {
             Backup => ToolDoc {
                 name: "oci-backup",
                 about: "back up images from registries",
-                usage: "oci-backup [OPTIONS] --output DIR REF...",
+                usage: "oci-backup [OPTIONS] --output PATH (REF... | --input FILE|-)",
                 positionals: &[("REF", REF_DOC)],
-                description: "Backs up each REF into an OCI layout per repository under \
-                    the output directory, byte for byte as the registry serves it. It is \
-                    oci-fetch with the backup command line. A failing reference is reported \
-                    on one line and the others are still backed up; the exit status is then 1.",
-                examples: &[(
-                    "oci-backup --output ./mirror localhost:5000/team/app:1.0",
-                    "Writes ./mirror/team/app/ (an OCI layout, the tag 1.0 in its index.json).",
-                )],
+                description: "Backs up each REF, byte for byte as the registry serves it, \
+                    into an OCI layout per repository under the output directory, or into a \
+                    gzip-compressed tar of that tree when the output is not an existing \
+                    directory. It is oci-fetch, then oci-pack when the output is a file, \
+                    streamed without a copy on disk. A failing reference is reported on one \
+                    line and the others are still backed up; the exit status is then 1, and \
+                    an archive file is not written.",
+                examples: &[
+                    (
+                        "oci-backup --output ./mirror localhost:5000/team/app:1.0",
+                        "Writes ./mirror/team/app/ (an OCI layout, the tag 1.0 in its index.json).",
+                    ),
+                    (
+                        "oci-backup --input refs.txt --output mirror.tgz",
+                        "Backs up the references listed in refs.txt into mirror.tgz.",
+                    ),
+                    (
+                        "ssh host oci-backup -o - REF... | oci-restore -i - localhost:5000/mirror",
+                        "Mirrors images from a remote site in one pipe.",
+                    ),
+                ],
             },
             Restore => ToolDoc {
                 name: "oci-restore",
                 about: "restore a backup into a registry",
-                usage: "oci-restore [OPTIONS] --input DIR TARGET",
+                usage: "oci-restore [OPTIONS] --input PATH TARGET",
                 positionals: &[("TARGET", TARGET_DOC)],
-                description: "Pushes every OCI layout under the input directory to \
-                    TARGET/<repository>:<tag>, byte for byte as it was backed up. It is \
-                    oci-push with the restore command line.",
+                description: "Pushes every OCI layout of a backup, a directory or a \
+                    compressed tar (a file, or '-' for stdin), to TARGET/<repository>:<tag>, \
+                    byte for byte as it was backed up. It is oci-unpack (when the input is a \
+                    file) then oci-push, streamed in one pass: memory stays bounded whatever \
+                    the blob sizes, and no manifest or tag is pushed before everything under \
+                    it is in.",
+                examples: &[
+                    (
+                        "oci-restore --input ./mirror localhost:15000/my-mirror",
+                        "Pushes ./mirror/team/app:1.0 to localhost:15000/my-mirror/team/app:1.0.",
+                    ),
+                    (
+                        "oci-restore --input - localhost:5000 < mirror.tgz",
+                        "Restores an archive read from stdin.",
+                    ),
+                ],
+            },
+            Pack => ToolDoc {
+                name: "oci-pack",
+                about: "pack a backup directory into a compressed tar",
+                usage: "oci-pack [OPTIONS] [DIR|-]",
+                positionals: &[(
+                    "DIR",
+                    "The backup directory (default: the current directory); '-' reads a \
+                     layout stream from stdin instead.",
+                )],
+                description: "Writes every OCI layout under DIR as a gzip-compressed tar, \
+                    small files first, duplicated blobs once (hard links), every blob \
+                    verified against its digest on the way.",
                 examples: &[(
-                    "oci-restore --input ./mirror localhost:15000/my-mirror",
-                    "Pushes ./mirror/team/app:1.0 to localhost:15000/my-mirror/team/app:1.0.",
+                    "oci-pack ./mirror -o mirror.tgz",
+                    "Packs the backup directory ./mirror.",
+                )],
+            },
+            Unpack => ToolDoc {
+                name: "oci-unpack",
+                about: "unpack a compressed tar into a backup directory",
+                usage: "oci-unpack [OPTIONS] [FILE]",
+                positionals: &[(
+                    "FILE",
+                    "The archive, gzip-compressed or plain tar (default: stdin).",
+                )],
+                description: "Unpacks an archive of OCI layouts. Only what a layout holds \
+                    is accepted (oci-layout, index.json, blobs/<alg>/<hex>, hard links between \
+                    blobs); absolute names, '..', symbolic links, devices and malformed digests \
+                    are refused, and every blob is verified against its name.",
+                examples: &[(
+                    "oci-unpack -C ./mirror mirror.tgz",
+                    "Unpacks mirror.tgz into ./mirror.",
                 )],
             },
         }
+    }
+
+    /// The layout-stream section of the man pages.
+    pub fn stream_doc() -> &'static str {
+        STREAM_DOC
     }
 }
 

@@ -14,13 +14,14 @@ use flags::{flags_for, Key};
 use crate::fetch::{self, Options};
 use crate::log::Log;
 use crate::reference::{Reference, Target};
-use crate::{push, registry};
+use crate::{archive, pack, push, registry, unpack};
 
 /// The parsed command line, before the tool checks what it needs.
 #[derive(Debug, Default)]
 pub struct Args {
     pub output: Option<PathBuf>,
     pub input: Option<PathBuf>,
+    pub directory: Option<PathBuf>,
     pub plain_http: bool,
     pub jobs: Option<usize>,
     pub quiet: bool,
@@ -73,6 +74,13 @@ pub fn parse(tool: Tool, argv: impl IntoIterator<Item = OsString>) -> Result<Com
                 args.input = Some(PathBuf::from(once(
                     args.input.is_some(),
                     "--input",
+                    value()?,
+                )?))
+            }
+            Key::Directory => {
+                args.directory = Some(PathBuf::from(once(
+                    args.directory.is_some(),
+                    "--directory",
                     value()?,
                 )?))
             }
@@ -158,21 +166,56 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
             let output = args
                 .output
                 .ok_or_else(|| Usage("--output is required".into()))?;
-            if args.positionals.is_empty() {
-                return Err(Usage("no references given".into()));
+            let refs =
+                match (&args.input, args.positionals.is_empty()) {
+                    (Some(_), false) => return Err(Usage(
+                        "references come either from --input or from the command line, not both"
+                            .into(),
+                    )),
+                    (Some(list), true) => refs_from_list(list)?,
+                    (None, true) => return Err(Usage("no references given".into())),
+                    (None, false) => parse_refs(&args.positionals)?,
+                };
+            if is_dash(&output) {
+                // Fetch writes the plain layout stream, backup the compressed archive.
+                let stdout = std::io::stdout().lock();
+                let result = if tool == Tool::Fetch {
+                    write_archive(std::io::BufWriter::with_capacity(1 << 20, stdout), |w| {
+                        fetch::fetch_to_archive(&refs, w, &opts, &log)
+                    })
+                    .map(|_| ())
+                } else {
+                    write_archive(
+                        archive::gzip(std::io::BufWriter::with_capacity(1 << 20, stdout)),
+                        |w| fetch::fetch_to_archive(&refs, w, &opts, &log),
+                    )
+                    .and_then(|gz| Ok(gz.finish()?))
+                    .map(|_| ())
+                };
+                if let Err(e) = result {
+                    log.error(format!("writing to stdout: {e:#}"));
+                }
+            } else if tool == Tool::Fetch || output.is_dir() {
+                if let Err(e) = std::fs::create_dir_all(&output) {
+                    log.error(format!("{}: {e}", output.display()));
+                    return Ok(1);
+                }
+                fetch::fetch_to_dir(&refs, &output, &opts, &log);
+            } else {
+                let result = AtomicFile::create(&output).and_then(|file| {
+                    let gz = write_archive(archive::gzip(file), |w| {
+                        fetch::fetch_to_archive(&refs, w, &opts, &log)
+                    })?;
+                    let file = gz.finish()?;
+                    if log.failures() > 0 {
+                        anyhow::bail!("not written, because some references failed");
+                    }
+                    file.commit()
+                });
+                if let Err(e) = result {
+                    log.error(format!("{}: {e:#}", output.display()));
+                }
             }
-            let refs = parse_refs(&args.positionals)?;
-            if tool == Tool::Backup && !output.is_dir() {
-                return Err(Usage(format!(
-                    "{}: not an existing directory",
-                    output.display()
-                )));
-            }
-            if let Err(e) = std::fs::create_dir_all(&output) {
-                log.error(format!("{}: {e}", output.display()));
-                return Ok(1);
-            }
-            fetch::fetch_to_dir(&refs, &output, &opts, &log);
         }
         Tool::Push | Tool::Restore => {
             let input = args
@@ -188,10 +231,204 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 [] => return Err(Usage("no TARGET given".into())),
                 _ => return Err(Usage("exactly one TARGET is taken".into())),
             };
-            push::push_dir(&input, &target, &opts, &log);
+            if is_dash(&input) {
+                push::push_stream(std::io::stdin().lock(), "stdin", &target, &opts, &log);
+            } else if input.is_dir() {
+                push::push_dir(&input, &target, &opts, &log);
+            } else {
+                match std::fs::File::open(&input) {
+                    Ok(f) => {
+                        push::push_stream(f, &input.display().to_string(), &target, &opts, &log)
+                    }
+                    Err(e) => log.error(format!("{}: {e}", input.display())),
+                }
+            }
+        }
+        Tool::Pack => {
+            let dir = match args.positionals.as_slice() {
+                [] => PathBuf::from("."),
+                [d] => PathBuf::from(d),
+                _ => return Err(Usage("at most one DIR is taken".into())),
+            };
+            let result = match &args.output {
+                Some(out) if !is_dash(out) => AtomicFile::create(out).and_then(|file| {
+                    let gz = write_archive(archive::gzip(file), |w| pack_into(&dir, w))?;
+                    gz.finish()?.commit()
+                }),
+                _ => {
+                    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                        return Err(Usage(
+                            "refusing to write compressed data to a terminal (use -o FILE or a pipe)".into(),
+                        ));
+                    }
+                    let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                    write_archive(archive::gzip(out), |w| pack_into(&dir, w)).and_then(|gz| {
+                        gz.finish()?;
+                        Ok(())
+                    })
+                }
+            };
+            if let Err(e) = result {
+                log.error(format!("{e:#}"));
+            }
+        }
+        Tool::Unpack => {
+            let (input, what): (Box<dyn std::io::Read>, String) = match args.positionals.as_slice()
+            {
+                [] => (Box::new(std::io::stdin().lock()), "stdin".into()),
+                [f] if f == "-" => (Box::new(std::io::stdin().lock()), "stdin".into()),
+                [f] => {
+                    let path = PathBuf::from(f);
+                    match std::fs::File::open(&path) {
+                        Ok(file) => (Box::new(file), path.display().to_string()),
+                        Err(e) => {
+                            log.error(format!("{}: {e}", path.display()));
+                            return Ok(1);
+                        }
+                    }
+                }
+                _ => return Err(Usage("at most one FILE is taken".into())),
+            };
+            let dir = args.directory.unwrap_or_else(|| PathBuf::from("."));
+            if is_dash(&dir) {
+                let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                let result = write_archive(out, |w| {
+                    let mut repack = pack::Repack { writer: w };
+                    archive::read(input, &what, &mut repack)
+                });
+                if let Err(e) = result {
+                    log.error(format!("{e:#}"));
+                }
+            } else {
+                match unpack::unpack(input, &what, &dir) {
+                    Ok(repos) => {
+                        for r in repos {
+                            let shown = if r.is_empty() {
+                                dir.clone()
+                            } else {
+                                dir.join(r)
+                            };
+                            log.info(format!("{what} -> {}", shown.display()));
+                        }
+                    }
+                    Err(e) => log.error(format!("{e:#}")),
+                }
+            }
         }
     }
     Ok(if log.failures() > 0 { 1 } else { 0 })
+}
+
+/// Packs `dir`, or the layout stream on stdin for `-`, into `w`.
+fn pack_into<W: std::io::Write>(
+    dir: &std::path::Path,
+    w: &mut archive::Writer<W>,
+) -> anyhow::Result<()> {
+    if is_dash(dir) {
+        let mut repack = pack::Repack { writer: w };
+        archive::read(std::io::stdin().lock(), "stdin", &mut repack)
+    } else {
+        pack::pack_dir(dir, w)
+    }
+}
+
+fn is_dash(p: &std::path::Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// Runs `fill` on an archive writer over `w`, then finishes the archive and returns `w`.
+fn write_archive<W: std::io::Write>(
+    w: W,
+    fill: impl FnOnce(&mut archive::Writer<W>) -> anyhow::Result<()>,
+) -> anyhow::Result<W> {
+    let mut writer = archive::Writer::new(w);
+    fill(&mut writer)?;
+    let mut w = writer.finish()?;
+    w.flush()?;
+    Ok(w)
+}
+
+/// A file written through a temp file beside it, renamed into place by `commit`; dropped
+/// without `commit`, it leaves nothing, and an existing file is untouched.
+struct AtomicFile {
+    tmp: std::io::BufWriter<tempfile::NamedTempFile>,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    fn create(dest: &std::path::Path) -> anyhow::Result<AtomicFile> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tmp-"))
+            .tempfile_in(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create a file in {}: {e}", dir.display()))?;
+        Ok(AtomicFile {
+            tmp: std::io::BufWriter::with_capacity(1 << 20, tmp),
+            dest: dest.to_path_buf(),
+        })
+    }
+
+    fn commit(self) -> anyhow::Result<()> {
+        let tmp = self
+            .tmp
+            .into_inner()
+            .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = tmp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        tmp.as_file().sync_all()?;
+        tmp.persist(&self.dest)
+            .map_err(|e| anyhow::anyhow!("{}", e.error))?;
+        Ok(())
+    }
+}
+
+impl std::io::Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tmp.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
+/// References from a list file (or stdin for `-`): one per line; blank lines and `#`
+/// comments skipped; spaces and CR trimmed. A bad line is a usage error naming it.
+fn refs_from_list(list: &std::path::Path) -> Result<Vec<Reference>, Usage> {
+    let (text, name) = if is_dash(list) {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s)
+            .map_err(|e| Usage(format!("stdin: {e}")))?;
+        (s, "stdin".to_string())
+    } else {
+        let s =
+            std::fs::read_to_string(list).map_err(|e| Usage(format!("{}: {e}", list.display())))?;
+        (s, list.display().to_string())
+    };
+    let mut refs = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        refs.push(Reference::parse(line).map_err(|e| Usage(format!("{name}:{}: {e}", i + 1)))?);
+    }
+    if refs.is_empty() {
+        return Err(Usage(format!("{name}: no references in the list")));
+    }
+    Ok(refs)
 }
 
 fn parse_refs(values: &[OsString]) -> Result<Vec<Reference>, Usage> {

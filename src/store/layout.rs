@@ -20,7 +20,7 @@ impl Source for Layout {
         self.read_manifest(desc)
     }
 
-    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
         Ok(Box::new(self.open_blob(desc)?))
     }
 }

@@ -28,7 +28,7 @@ impl Source for RepoSource<'_> {
         Ok(m.bytes)
     }
 
-    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+    fn blob(&self, desc: &Descriptor) -> Result<Box<dyn Read + '_>> {
         Ok(Box::new(self.registry.get_blob(&self.repository, desc)?))
     }
 }
@@ -63,28 +63,54 @@ pub struct RepoSink<'a> {
     pub mounts: &'a MountSources,
 }
 
-impl Sink for RepoSink<'_> {
-    fn put_blob(&self, desc: &Descriptor, source: &dyn Source) -> Result<Moved> {
+/// What pushing a blob still needs after `RepoSink::prepare`.
+pub enum Prepared {
+    Done(Moved),
+    /// The content must be uploaded to this upload session.
+    Upload(String),
+}
+
+impl RepoSink<'_> {
+    /// Skips a blob the repository has, mounts one another repository of this run holds,
+    /// or opens an upload session for it.
+    pub fn prepare(&self, desc: &Descriptor) -> Result<Prepared> {
         let repo = &self.repository;
         if self.registry.has_blob(repo, &desc.digest)? {
             self.mounts.insert(&desc.digest, repo);
-            return Ok(Moved::Present);
+            return Ok(Prepared::Done(Moved::Present));
         }
         let from = self.mounts.get(&desc.digest).filter(|f| f != repo);
-        let location = match from {
+        Ok(match from {
             Some(from) => match self.registry.mount_blob(repo, &desc.digest, &from)? {
                 Mount::Mounted => {
-                    return Ok(Moved::Shared);
+                    self.mounts.insert(&desc.digest, repo);
+                    Prepared::Done(Moved::Shared)
                 }
-                Mount::Upload(location) => location,
+                Mount::Upload(location) => Prepared::Upload(location),
             },
-            None => self.registry.start_upload(repo)?,
-        };
-        let mut content = source.blob(desc)?;
+            None => Prepared::Upload(self.registry.start_upload(repo)?),
+        })
+    }
+
+    /// Uploads `content` (checked against `desc` as it goes) to a session from `prepare`.
+    pub fn upload(&self, desc: &Descriptor, location: &str, content: &mut dyn Read) -> Result<()> {
         self.registry
-            .finish_upload(repo, &location, desc, &mut content)?;
-        self.mounts.insert(&desc.digest, repo);
-        Ok(Moved::Copied)
+            .finish_upload(&self.repository, location, desc, content)?;
+        self.mounts.insert(&desc.digest, &self.repository);
+        Ok(())
+    }
+}
+
+impl Sink for RepoSink<'_> {
+    fn put_blob(&self, desc: &Descriptor, source: &dyn Source) -> Result<Moved> {
+        match self.prepare(desc)? {
+            Prepared::Done(moved) => Ok(moved),
+            Prepared::Upload(location) => {
+                let mut content = source.blob(desc)?;
+                self.upload(desc, &location, &mut content)?;
+                Ok(Moved::Copied)
+            }
+        }
     }
 
     fn has_manifest(&self, desc: &Descriptor) -> Result<bool> {

@@ -1,0 +1,424 @@
+//! Tar archives of backup trees (`<repository>/oci-layout`, `<repository>/index.json`,
+//! `<repository>/blobs/<alg>/<hex>`), compressed with gzip or not (the uncompressed form
+//! is the layout stream the tools pipe to each other).
+//!
+//! Writing is reproducible: entries in the order given, mtime 0, uid/gid 0, no user
+//! names, mode 0644, GNU headers (long names, sizes of 8 GiB and more), a gzip header
+//! without time or name, and a blob seen a second time written as a hard link to the first.
+//!
+//! Reading accepts only what a layout tree holds and refuses everything else before it is
+//! handed on: `..` components, absolute names, links other than hard links between blob
+//! entries of the same digest, devices, FIFOs, malformed digests. `./` prefixes, missing
+//! directory entries, PAX and GNU headers and multi-member gzip are handled; input that is
+//! not gzip is read as a plain tar. Every blob is verified against its name as it streams.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+use anyhow::{anyhow, bail, Context, Result};
+use flate2::bufread::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use flate2::{Compression, GzBuilder};
+
+use crate::digest::{Digest, VerifyingReader};
+use crate::layout::{INDEX_FILE, OCI_LAYOUT_FILE};
+use crate::manifest::Descriptor;
+use crate::reference::validate_repository;
+
+/// The gzip level for archives. Layers are mostly compressed already, so higher levels
+/// cost much time for almost no size: level 1 with zlib-rs keeps a .tgz backup close to
+/// the cost of a directory backup (see `make bench`).
+pub const GZIP_LEVEL: u32 = 1;
+
+/// Joins a repository path and a name inside its layout (`""` = the archive root).
+pub fn entry_path(repo: &str, name: &str) -> String {
+    if repo.is_empty() {
+        name.to_string()
+    } else {
+        format!("{repo}/{name}")
+    }
+}
+
+pub fn blob_entry_path(repo: &str, digest: &Digest) -> String {
+    entry_path(
+        repo,
+        &format!("blobs/{}/{}", digest.algorithm().name(), digest.hex()),
+    )
+}
+
+/// Writes a backup tree as a tar stream.
+pub struct Writer<W: Write> {
+    tar: tar::Builder<W>,
+    /// Blob entries written so far, by digest: later copies become hard links.
+    blobs: HashMap<Digest, String>,
+}
+
+/// A gzip stream with a reproducible header (no mtime, no file name).
+pub fn gzip<W: Write>(w: W) -> GzEncoder<W> {
+    GzBuilder::new().write(w, Compression::new(GZIP_LEVEL))
+}
+
+fn header(entry_type: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(entry_type);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(w: W) -> Writer<W> {
+        Writer {
+            tar: tar::Builder::new(w),
+            blobs: HashMap::new(),
+        }
+    }
+
+    /// A small file (`oci-layout`, `index.json`) from memory.
+    pub fn add_file(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        let mut h = header(tar::EntryType::Regular, bytes.len() as u64);
+        self.tar
+            .append_data(&mut h, path, bytes)
+            .with_context(|| format!("archive entry {path}"))
+    }
+
+    /// True when blob `digest` is already in the archive (a further copy is a link).
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blobs.contains_key(digest)
+    }
+
+    /// Blob `desc` of `repo`, streamed from `content` and verified on the way: a mismatch
+    /// fails here, leaving an incomplete archive that no reader accepts. A blob already
+    /// in the archive is written as a hard link to its first copy and `content` is unused.
+    pub fn add_blob(
+        &mut self,
+        repo: &str,
+        desc: &Descriptor,
+        content: &mut dyn Read,
+    ) -> Result<()> {
+        let path = blob_entry_path(repo, &desc.digest);
+        if let Some(first) = self.blobs.get(&desc.digest) {
+            if *first == path {
+                return Ok(());
+            }
+            let mut h = header(tar::EntryType::Link, 0);
+            return self
+                .tar
+                .append_link(&mut h, &path, first)
+                .with_context(|| format!("archive entry {path}"));
+        }
+        let mut h = header(tar::EntryType::Regular, desc.size);
+        let verified = VerifyingReader::new(content, &desc.digest, desc.size);
+        self.tar
+            .append_data(&mut h, &path, verified)
+            .with_context(|| format!("blob {}", desc.digest))?;
+        self.blobs.insert(desc.digest.clone(), path);
+        Ok(())
+    }
+
+    /// A hard link entry: blob `digest` of `repo` is the one already written for `from`.
+    pub fn add_link(&mut self, repo: &str, digest: &Digest) -> Result<()> {
+        let first = self
+            .blobs
+            .get(digest)
+            .cloned()
+            .ok_or_else(|| anyhow!("blob {digest}: linked before it was written"))?;
+        let path = blob_entry_path(repo, digest);
+        if first == path {
+            return Ok(());
+        }
+        let mut h = header(tar::EntryType::Link, 0);
+        self.tar
+            .append_link(&mut h, &path, &first)
+            .with_context(|| format!("archive entry {path}"))
+    }
+
+    /// Writes the end-of-archive marker and returns the inner writer.
+    pub fn finish(self) -> Result<W> {
+        self.tar.into_inner().context("finishing the archive")
+    }
+}
+
+/// What an archive entry is, once its name and type have been checked.
+pub enum Item<'a> {
+    /// `oci-layout` or `index.json` of layout `repo` (small; read into memory).
+    LayoutFile {
+        repo: String,
+        name: &'static str,
+        bytes: Vec<u8>,
+    },
+    /// A blob; `content` fails at its end unless it matches `digest` and `size`.
+    Blob {
+        repo: String,
+        digest: Digest,
+        size: u64,
+        content: &'a mut dyn Read,
+    },
+    /// Blob `digest` of `repo` is the same file as the earlier entry of `from_repo`.
+    Link {
+        repo: String,
+        digest: Digest,
+        from_repo: String,
+    },
+}
+
+/// Consumes an archive's items in order.
+pub trait Handler {
+    fn item(&mut self, item: Item<'_>) -> Result<()>;
+}
+
+/// `index.json` and `oci-layout` larger than this are refused (they are read into memory).
+const MAX_LAYOUT_FILE: u64 = 16 * 1024 * 1024;
+
+/// Reads an archive (gzip or plain tar) from `input`, checking every entry and handing
+/// the layout's items to `handler` in archive order. `what` names the input in errors.
+pub fn read(input: impl Read, what: &str, handler: &mut dyn Handler) -> Result<()> {
+    let mut buffered = BufReader::with_capacity(1 << 20, input);
+    let head = buffered
+        .fill_buf()
+        .with_context(|| format!("{what}: cannot read"))?;
+    if head.is_empty() {
+        bail!("{what}: empty input, not an archive");
+    }
+    let gzipped = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    if gzipped {
+        let decoder = MultiGzDecoder::new(buffered);
+        read_tar(decoder, what, handler)
+    } else {
+        if head.len() < 512 || !looks_like_tar(head) {
+            bail!("{what}: not a gzip-compressed tar (nor a plain tar)");
+        }
+        read_tar(buffered, what, handler)
+    }
+}
+
+fn looks_like_tar(block: &[u8]) -> bool {
+    // ustar magic at offset 257 ("ustar\0" POSIX, "ustar " GNU).
+    block.len() >= 263 && &block[257..262] == b"ustar"
+}
+
+fn read_tar(input: impl Read, what: &str, handler: &mut dyn Handler) -> Result<()> {
+    let mut archive = tar::Archive::new(input);
+    let entries = archive
+        .entries()
+        .with_context(|| format!("{what}: not a tar archive"))?;
+    let mut blobs_seen: HashMap<String, Digest> = HashMap::new();
+    let mut count = 0usize;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| input_error(what, e))?;
+        count += 1;
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let bad = |why: &str| anyhow!("{what}: refused entry {raw_path:?}: {why}");
+        let entry_type = entry.header().entry_type();
+        if entry_type.is_pax_global_extensions() {
+            continue;
+        }
+        let path = clean_path(&raw_path).map_err(|why| bad(&why))?;
+        match entry_type {
+            tar::EntryType::Directory => {
+                classify_dir(&path).map_err(|why| bad(&why))?;
+                continue;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            tar::EntryType::Link => {
+                let Name::Blob { repo, digest } = classify(&path).map_err(|why| bad(&why))? else {
+                    return Err(bad("a hard link that is not a blob"));
+                };
+                let target_raw = entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let target = clean_path(&target_raw).map_err(|why| bad(&why))?;
+                let from_repo = match classify(&target) {
+                    Ok(Name::Blob {
+                        repo: from,
+                        digest: d,
+                    }) if d == digest && blobs_seen.get(&target) == Some(&d) => from,
+                    _ => {
+                        return Err(bad(&format!(
+                        "a hard link to {target_raw:?}, not to an earlier copy of the same blob"
+                    )))
+                    }
+                };
+                blobs_seen.insert(path, digest.clone());
+                handler.item(Item::Link {
+                    repo,
+                    digest,
+                    from_repo,
+                })?;
+                continue;
+            }
+            tar::EntryType::Symlink => return Err(bad("symbolic links are not allowed")),
+            _ => {
+                return Err(bad(&format!(
+                    "entries of type {entry_type:?} are not allowed"
+                )))
+            }
+        }
+        match classify(&path).map_err(|why| bad(&why))? {
+            Name::Ingest => {
+                io::copy(&mut entry, &mut io::sink()).map_err(|e| input_error(what, e))?;
+            }
+            Name::LayoutFile { repo, name } => {
+                let size = entry.size();
+                if size > MAX_LAYOUT_FILE {
+                    return Err(bad("too large"));
+                }
+                let mut bytes = Vec::with_capacity(size as usize);
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| input_error(what, e))?;
+                handler.item(Item::LayoutFile { repo, name, bytes })?;
+            }
+            Name::Blob { repo, digest } => {
+                let size = entry.size();
+                let mut content = VerifyingReader::new(&mut entry, &digest, size);
+                handler
+                    .item(Item::Blob {
+                        repo,
+                        digest: digest.clone(),
+                        size,
+                        content: &mut content,
+                    })
+                    .with_context(|| format!("{what}: {raw_path}"))?;
+                // Whatever the handler left unread is still checked.
+                io::copy(&mut content, &mut io::sink())
+                    .with_context(|| format!("{what}: {raw_path}"))?;
+                blobs_seen.insert(path, digest);
+            }
+        }
+    }
+    if count == 0 {
+        bail!("{what}: an empty archive");
+    }
+    Ok(())
+}
+
+fn input_error(what: &str, e: io::Error) -> anyhow::Error {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            anyhow!("{what}: truncated archive (unexpected end of data)")
+        }
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {
+            anyhow!("{what}: corrupt archive: {e}")
+        }
+        _ => anyhow!("{what}: {e}"),
+    }
+}
+
+/// An entry name without `./` prefixes; refuses absolute names, `..`, and empty parts.
+fn clean_path(raw: &str) -> Result<String, String> {
+    if raw.starts_with('/') {
+        return Err("absolute names are not allowed".into());
+    }
+    let mut parts = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => continue,
+            ".." => return Err("'..' in names is not allowed".into()),
+            p if p.contains('\\') || p.contains('\0') => {
+                return Err("backslashes and NUL in names are not allowed".into())
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+enum Name {
+    LayoutFile { repo: String, name: &'static str },
+    Blob { repo: String, digest: Digest },
+    Ingest,
+}
+
+fn check_repo(repo: &str) -> Result<(), String> {
+    if repo.is_empty() {
+        Ok(())
+    } else {
+        validate_repository(repo)
+    }
+}
+
+fn classify(path: &str) -> Result<Name, String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let n = parts.len();
+    let repo_of = |k: usize| -> Result<String, String> {
+        let repo = parts[..n - k].join("/");
+        check_repo(&repo)?;
+        Ok(repo)
+    };
+    let last = parts[n - 1];
+    if last == OCI_LAYOUT_FILE {
+        return Ok(Name::LayoutFile {
+            repo: repo_of(1)?,
+            name: OCI_LAYOUT_FILE,
+        });
+    }
+    if last == INDEX_FILE {
+        return Ok(Name::LayoutFile {
+            repo: repo_of(1)?,
+            name: INDEX_FILE,
+        });
+    }
+    if n >= 3 && parts[n - 3] == "blobs" {
+        let digest: Digest = format!("{}:{}", parts[n - 2], parts[n - 1])
+            .parse()
+            .map_err(|e: String| format!("not a blob name: {e}"))?;
+        return Ok(Name::Blob {
+            repo: repo_of(3)?,
+            digest,
+        });
+    }
+    if let Some(i) = parts.iter().position(|p| *p == "ingest") {
+        check_repo(&parts[..i].join("/"))?;
+        return Ok(Name::Ingest);
+    }
+    Err("not a file of an OCI layout (oci-layout, index.json, blobs/<alg>/<hex>)".into())
+}
+
+fn classify_dir(path: &str) -> Result<(), String> {
+    // Directories are created as needed; only their names are checked.
+    if path.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    let cut = parts
+        .iter()
+        .position(|p| *p == "blobs" || *p == "ingest")
+        .unwrap_or(parts.len());
+    check_repo(&parts[..cut].join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_path_strips_dot_prefixes_and_refuses_escapes() {
+        assert_eq!(clean_path("./a/./b").unwrap(), "a/b");
+        assert!(clean_path("/etc/passwd").is_err());
+        assert!(clean_path("a/../../b").is_err());
+    }
+
+    #[test]
+    fn classify_knows_layout_files_and_blobs() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let hex = &d[7..];
+        assert!(
+            matches!(classify("team/app/index.json"), Ok(Name::LayoutFile { repo, .. }) if repo == "team/app")
+        );
+        assert!(
+            matches!(classify("oci-layout"), Ok(Name::LayoutFile { repo, .. }) if repo.is_empty())
+        );
+        assert!(
+            matches!(classify(&format!("a/blobs/sha256/{hex}")), Ok(Name::Blob { repo, .. }) if repo == "a")
+        );
+        assert!(classify("a/blobs/sha256/zz").is_err());
+        assert!(classify("a/etc/passwd").is_err());
+        assert!(classify("A/index.json").is_err());
+        assert!(matches!(classify("a/ingest/tmp123"), Ok(Name::Ingest)));
+    }
+}

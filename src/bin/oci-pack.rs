@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(ocipipe::cli::main(ocipipe::cli::Tool::Pack))
+}

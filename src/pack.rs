@@ -1,0 +1,197 @@
+//! The pack stage: layouts into an archive stream, in the order a one-pass reader wants:
+//! every layout's `oci-layout`, `index.json` and manifests first (small, so a reader can
+//! plan early), then the blobs, each once (later copies are hard links). The layouts come
+//! from a directory (`oci-pack`) or are planned straight from a registry (`oci-fetch -o -`,
+//! `oci-backup -o FILE`), so nothing is staged on disk.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+
+use crate::archive::{self, entry_path, Writer};
+use crate::copy::{self, Plan, Root, Source};
+use crate::digest::Digest;
+use crate::layout::{Index, Layout, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE};
+use crate::manifest::Descriptor;
+use crate::push::{find_layouts, layout_roots};
+
+/// One layout to write: its repository path in the archive, its `index.json` bytes, the
+/// planned graphs of its entries, blobs outside those graphs, and where content is read.
+pub struct Part<'a> {
+    pub repo: String,
+    pub index_json: Vec<u8>,
+    pub plans: Vec<Plan>,
+    pub extra_blobs: Vec<Descriptor>,
+    pub source: &'a dyn Source,
+}
+
+/// Writes `parts` to `w`: small files first, then blobs.
+pub fn write_parts<W: Write>(w: &mut Writer<W>, parts: &[Part<'_>]) -> Result<()> {
+    for p in parts {
+        w.add_file(&entry_path(&p.repo, OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT)?;
+        w.add_file(&entry_path(&p.repo, INDEX_FILE), &p.index_json)?;
+        let mut done = HashSet::new();
+        for (desc, bytes) in p.plans.iter().flat_map(|plan| &plan.manifests) {
+            if done.insert(desc.digest.clone()) {
+                w.add_blob(&p.repo, desc, &mut &bytes[..])?;
+            }
+        }
+    }
+    for p in parts {
+        let mut done: HashSet<Digest> = p
+            .plans
+            .iter()
+            .flat_map(|plan| plan.manifests.iter().map(|(d, _)| d.digest.clone()))
+            .collect();
+        let blobs = p
+            .plans
+            .iter()
+            .flat_map(|plan| &plan.blobs)
+            .chain(&p.extra_blobs);
+        for desc in blobs {
+            if !done.insert(desc.digest.clone()) {
+                continue;
+            }
+            if w.has_blob(&desc.digest) {
+                w.add_link(&p.repo, &desc.digest)?;
+                continue;
+            }
+            let mut content = p
+                .source
+                .blob(desc)
+                .with_context(|| format!("blob {}", desc.digest))?;
+            w.add_blob(&p.repo, desc, &mut content)?;
+        }
+    }
+    Ok(())
+}
+
+/// The index a set of roots gives: one entry per tag, untagged entries by digest.
+pub fn index_of(roots: &[Root]) -> Result<Vec<u8>> {
+    let mut index = Index::default();
+    for r in roots {
+        for t in &r.tags {
+            index.upsert(&r.desc, t.as_deref());
+        }
+    }
+    let mut bytes = serde_json::to_vec_pretty(&index)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Packs every layout under `dir` into `w`. Every blob is verified against its name as
+/// it is written; anything wrong fails the whole pack.
+pub fn pack_dir<W: Write>(dir: &Path, w: &mut Writer<W>) -> Result<()> {
+    let layouts = find_layouts(dir)?;
+    if layouts.is_empty() {
+        bail!("{}: no OCI layouts (no index.json) found", dir.display());
+    }
+    let opened: Vec<(String, Layout)> = layouts
+        .into_iter()
+        .map(|(rel, path)| Ok((rel, Layout::open(&path)?)))
+        .collect::<Result<_>>()?;
+    let mut parts = Vec::new();
+    for (rel, layout) in &opened {
+        let here = layout.root().display().to_string();
+        let index_json = fs::read(layout.root().join(INDEX_FILE))
+            .with_context(|| format!("{here}/{INDEX_FILE}"))?;
+        let index = layout.read_index()?;
+        let (roots, errors) = layout_roots(layout, &index);
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e.context(here));
+        }
+        let plans = roots
+            .iter()
+            .map(|r| copy::plan(layout, r))
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| here.clone())?;
+        let planned: HashSet<&Digest> = plans
+            .iter()
+            .flat_map(|p| {
+                p.manifests
+                    .iter()
+                    .map(|(d, _)| &d.digest)
+                    .chain(p.blobs.iter().map(|d| &d.digest))
+            })
+            .collect();
+        let extra_blobs = stray_blobs(layout)?
+            .into_iter()
+            .filter(|d| !planned.contains(&d.digest))
+            .collect();
+        parts.push(Part {
+            repo: rel.clone(),
+            index_json,
+            plans,
+            extra_blobs,
+            source: layout,
+        });
+    }
+    write_parts(w, &parts)
+}
+
+/// Every file under a layout's `blobs/`, sorted, as descriptors from its name and size.
+fn stray_blobs(layout: &Layout) -> Result<Vec<Descriptor>> {
+    let blobs = layout.root().join("blobs");
+    let mut out = Vec::new();
+    let Ok(algs) = fs::read_dir(&blobs) else {
+        return Ok(out);
+    };
+    let mut algs: Vec<_> = algs.collect::<std::io::Result<_>>()?;
+    algs.sort_by_key(|e| e.file_name());
+    for alg in algs {
+        if !alg.file_type()?.is_dir() {
+            continue;
+        }
+        let mut files: Vec<_> = fs::read_dir(alg.path())?.collect::<std::io::Result<_>>()?;
+        files.sort_by_key(|e| e.file_name());
+        for f in files {
+            let name = format!(
+                "{}:{}",
+                alg.file_name().to_string_lossy(),
+                f.file_name().to_string_lossy()
+            );
+            let digest: Digest = name
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("{}: {e}", f.path().display()))?;
+            let meta = f.metadata()?;
+            if !meta.is_file() {
+                bail!("{}: not a regular file", f.path().display());
+            }
+            out.push(Descriptor::new(
+                "application/octet-stream",
+                digest,
+                meta.len(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Copies an archive stream to another, entry by entry, checking every entry on the way
+/// (`oci-pack -` and `oci-unpack -C -`).
+pub struct Repack<'w, W: Write> {
+    pub writer: &'w mut Writer<W>,
+}
+
+impl<W: Write> archive::Handler for Repack<'_, W> {
+    fn item(&mut self, item: archive::Item<'_>) -> Result<()> {
+        match item {
+            archive::Item::LayoutFile { repo, name, bytes } => {
+                self.writer.add_file(&entry_path(&repo, name), &bytes)
+            }
+            archive::Item::Blob {
+                repo,
+                digest,
+                size,
+                content,
+            } => {
+                let desc = Descriptor::new("application/octet-stream", digest, size);
+                self.writer.add_blob(&repo, &desc, content)
+            }
+            archive::Item::Link { repo, digest, .. } => self.writer.add_link(&repo, &digest),
+        }
+    }
+}
