@@ -7,9 +7,9 @@ PREFIX ?= /usr/local
 TOOLS := oci-fetch oci-push oci-backup oci-restore oci-pack oci-unpack
 # command:package pairs the tests and the demo need.
 NEEDS := docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils \
-         openssl:openssl curl:curl python3:python3
+         openssl:openssl curl:curl python3:python3 /usr/bin/time:time
 
-.PHONY: all build test demo deps generate check-generated install clean
+.PHONY: all build test demo bench deps generate install clean
 
 all: build
 
@@ -54,3 +54,7 @@ install: build
 
 clean:
 	$(CARGO) clean
+
+# Speed and memory against peers measured in the same run (see tests/support/bench.sh).
+bench: deps build
+	@BIN=target/release tests/support/bench.sh

@@ -25,10 +25,119 @@ use crate::layout::{INDEX_FILE, OCI_LAYOUT_FILE};
 use crate::manifest::Descriptor;
 use crate::reference::validate_repository;
 
-/// The gzip level for archives. Layers are mostly compressed already, so higher levels
-/// cost much time for almost no size: level 1 with zlib-rs keeps a .tgz backup close to
-/// the cost of a directory backup (see `make bench`).
-pub const GZIP_LEVEL: u32 = 1;
+/// The gzip level for content that compresses. Content that does not (layers that are
+/// gzip, zstd, xz... already, or that fail a trial compression) is stored instead, in its
+/// own gzip member: recompressing such data is what makes `.tgz` backups slow (GNU gzip
+/// manages ~25 MB/s on it) and gains nothing. See `make bench`.
+pub const GZIP_LEVEL: u32 = 6;
+
+/// How much of a blob is looked at to decide whether it compresses.
+const SAMPLE: usize = 64 * 1024;
+
+/// True when `sample` (the start of a blob) is worth compressing.
+fn compressible(sample: &[u8]) -> bool {
+    const MAGIC: &[&[u8]] = &[
+        &[0x1f, 0x8b],                      // gzip
+        &[0x28, 0xb5, 0x2f, 0xfd],          // zstd
+        &[0xfd, b'7', b'z', b'X', b'Z', 0], // xz
+        b"BZh",                             // bzip2
+        &[0x04, 0x22, 0x4d, 0x18],          // lz4
+        b"PK\x03\x04",                      // zip
+    ];
+    if MAGIC.iter().any(|m| sample.starts_with(m)) {
+        return false;
+    }
+    if sample.len() < 512 {
+        return true;
+    }
+    // A trial at the fastest level: keep compressing only what shrinks by 5% or more.
+    let mut c = flate2::Compress::new(Compression::fast(), false);
+    let mut out = Vec::with_capacity(sample.len() + 1024);
+    if c.compress_vec(sample, &mut out, flate2::FlushCompress::Finish)
+        .is_err()
+    {
+        return true;
+    }
+    (out.len() as f64) < (sample.len() as f64) * 0.95
+}
+
+/// The archive's byte stream: plain tar, or gzip made of members, each compressed or
+/// stored according to what it holds. Multi-member gzip is standard: gunzip, GNU tar and
+/// every gzip library read it as one stream.
+pub enum Output<W: Write> {
+    Plain(W),
+    Gzip {
+        member: Option<GzEncoder<W>>,
+        level: u32,
+    },
+}
+
+impl<W: Write> Output<W> {
+    pub fn plain(w: W) -> Output<W> {
+        Output::Plain(w)
+    }
+
+    pub fn gzip(w: W) -> Output<W> {
+        Output::Gzip {
+            member: Some(gzip_member(w, GZIP_LEVEL)),
+            level: GZIP_LEVEL,
+        }
+    }
+
+    /// Starts a new gzip member when the next bytes want another level.
+    fn set_compressible(&mut self, yes: bool) -> io::Result<()> {
+        let Output::Gzip { member, level } = self else {
+            return Ok(());
+        };
+        let want = if yes { GZIP_LEVEL } else { 0 };
+        if want != *level {
+            let w = member
+                .take()
+                .ok_or_else(|| io::Error::other("gzip stream closed"))?
+                .finish()?;
+            *member = Some(gzip_member(w, want));
+            *level = want;
+        }
+        Ok(())
+    }
+
+    /// Ends the gzip stream and returns the writer underneath.
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Output::Plain(w) => Ok(w),
+            Output::Gzip { member, .. } => member
+                .ok_or_else(|| io::Error::other("gzip stream closed"))?
+                .finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Output<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Plain(w) => w.write(buf),
+            Output::Gzip { member, .. } => member
+                .as_mut()
+                .ok_or_else(|| io::Error::other("gzip stream closed"))?
+                .write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Plain(w) => w.flush(),
+            Output::Gzip { member, .. } => match member {
+                Some(m) => m.flush(),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+/// A gzip member with a reproducible header (no mtime, no file name).
+fn gzip_member<W: Write>(w: W, level: u32) -> GzEncoder<W> {
+    GzBuilder::new().write(w, Compression::new(level))
+}
 
 /// Joins a repository path and a name inside its layout (`""` = the archive root).
 pub fn entry_path(repo: &str, name: &str) -> String {
@@ -48,14 +157,9 @@ pub fn blob_entry_path(repo: &str, digest: &Digest) -> String {
 
 /// Writes a backup tree as a tar stream.
 pub struct Writer<W: Write> {
-    tar: tar::Builder<W>,
+    tar: tar::Builder<Output<W>>,
     /// Blob entries written so far, by digest: later copies become hard links.
     blobs: HashMap<Digest, String>,
-}
-
-/// A gzip stream with a reproducible header (no mtime, no file name).
-pub fn gzip<W: Write>(w: W) -> GzEncoder<W> {
-    GzBuilder::new().write(w, Compression::new(GZIP_LEVEL))
 }
 
 fn header(entry_type: tar::EntryType, size: u64) -> tar::Header {
@@ -70,9 +174,10 @@ fn header(entry_type: tar::EntryType, size: u64) -> tar::Header {
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(w: W) -> Writer<W> {
+    /// An archive on `out` (`Output::plain` or `Output::gzip`).
+    pub fn new(out: Output<W>) -> Writer<W> {
         Writer {
-            tar: tar::Builder::new(w),
+            tar: tar::Builder::new(out),
             blobs: HashMap::new(),
         }
     }
@@ -111,10 +216,18 @@ impl<W: Write> Writer<W> {
                 .with_context(|| format!("archive entry {path}"));
         }
         let mut h = header(tar::EntryType::Regular, desc.size);
-        let verified = VerifyingReader::new(content, &desc.digest, desc.size);
-        self.tar
-            .append_data(&mut h, &path, verified)
+        let mut verified = VerifyingReader::new(content, &desc.digest, desc.size);
+        let mut sample = Vec::with_capacity(SAMPLE);
+        (&mut verified)
+            .take(SAMPLE as u64)
+            .read_to_end(&mut sample)
             .with_context(|| format!("blob {}", desc.digest))?;
+        self.tar.get_mut().set_compressible(compressible(&sample))?;
+        self.tar
+            .append_data(&mut h, &path, (&sample[..]).chain(verified))
+            .with_context(|| format!("blob {}", desc.digest))?;
+        // Small files and headers that follow compress again.
+        self.tar.get_mut().set_compressible(true)?;
         self.blobs.insert(desc.digest.clone(), path);
         Ok(())
     }
@@ -136,9 +249,12 @@ impl<W: Write> Writer<W> {
             .with_context(|| format!("archive entry {path}"))
     }
 
-    /// Writes the end-of-archive marker and returns the inner writer.
+    /// Writes the end-of-archive marker, ends the compression, and returns the writer.
     pub fn finish(self) -> Result<W> {
-        self.tar.into_inner().context("finishing the archive")
+        let out = self.tar.into_inner().context("finishing the archive")?;
+        let mut w = out.finish().context("finishing the archive")?;
+        w.flush().context("finishing the archive")?;
+        Ok(w)
     }
 }
 

@@ -11,10 +11,11 @@ use std::path::PathBuf;
 pub use flags::Tool;
 use flags::{flags_for, Key};
 
+use crate::archive::{self, Output};
 use crate::fetch::{self, Options};
 use crate::log::Log;
 use crate::reference::{Reference, Target};
-use crate::{archive, pack, push, registry, unpack};
+use crate::{pack, push, registry, unpack};
 
 /// The parsed command line, before the tool checks what it needs.
 #[derive(Debug, Default)]
@@ -178,21 +179,15 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 };
             if is_dash(&output) {
                 // Fetch writes the plain layout stream, backup the compressed archive.
-                let stdout = std::io::stdout().lock();
-                let result = if tool == Tool::Fetch {
-                    write_archive(std::io::BufWriter::with_capacity(1 << 20, stdout), |w| {
-                        fetch::fetch_to_archive(&refs, w, &opts, &log)
-                    })
-                    .map(|_| ())
+                let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                let out = if tool == Tool::Fetch {
+                    Output::plain(stdout)
                 } else {
-                    write_archive(
-                        archive::gzip(std::io::BufWriter::with_capacity(1 << 20, stdout)),
-                        |w| fetch::fetch_to_archive(&refs, w, &opts, &log),
-                    )
-                    .and_then(|gz| Ok(gz.finish()?))
-                    .map(|_| ())
+                    Output::gzip(stdout)
                 };
-                if let Err(e) = result {
+                if let Err(e) =
+                    write_archive(out, |w| fetch::fetch_to_archive(&refs, w, &opts, &log))
+                {
                     log.error(format!("writing to stdout: {e:#}"));
                 }
             } else if tool == Tool::Fetch || output.is_dir() {
@@ -203,10 +198,9 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 fetch::fetch_to_dir(&refs, &output, &opts, &log);
             } else {
                 let result = AtomicFile::create(&output).and_then(|file| {
-                    let gz = write_archive(archive::gzip(file), |w| {
+                    let file = write_archive(Output::gzip(file), |w| {
                         fetch::fetch_to_archive(&refs, w, &opts, &log)
                     })?;
-                    let file = gz.finish()?;
                     if log.failures() > 0 {
                         anyhow::bail!("not written, because some references failed");
                     }
@@ -252,20 +246,17 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
             };
             let result = match &args.output {
                 Some(out) if !is_dash(out) => AtomicFile::create(out).and_then(|file| {
-                    let gz = write_archive(archive::gzip(file), |w| pack_into(&dir, w))?;
-                    gz.finish()?.commit()
+                    write_archive(Output::gzip(file), |w| pack_into(&dir, w))?.commit()
                 }),
                 _ => {
                     if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                         return Err(Usage(
-                            "refusing to write compressed data to a terminal (use -o FILE or a pipe)".into(),
+                            "refusing to write compressed data to a terminal (use -o FILE or a pipe)"
+                                .into(),
                         ));
                     }
                     let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-                    write_archive(archive::gzip(out), |w| pack_into(&dir, w)).and_then(|gz| {
-                        gz.finish()?;
-                        Ok(())
-                    })
+                    write_archive(Output::gzip(out), |w| pack_into(&dir, w)).map(|_| ())
                 }
             };
             if let Err(e) = result {
@@ -292,7 +283,7 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
             let dir = args.directory.unwrap_or_else(|| PathBuf::from("."));
             if is_dash(&dir) {
                 let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-                let result = write_archive(out, |w| {
+                let result = write_archive(Output::plain(out), |w| {
                     let mut repack = pack::Repack { writer: w };
                     archive::read(input, &what, &mut repack)
                 });
@@ -338,14 +329,12 @@ fn is_dash(p: &std::path::Path) -> bool {
 
 /// Runs `fill` on an archive writer over `w`, then finishes the archive and returns `w`.
 fn write_archive<W: std::io::Write>(
-    w: W,
+    out: Output<W>,
     fill: impl FnOnce(&mut archive::Writer<W>) -> anyhow::Result<()>,
 ) -> anyhow::Result<W> {
-    let mut writer = archive::Writer::new(w);
+    let mut writer = archive::Writer::new(out);
     fill(&mut writer)?;
-    let mut w = writer.finish()?;
-    w.flush()?;
-    Ok(w)
+    writer.finish()
 }
 
 /// A file written through a temp file beside it, renamed into place by `commit`; dropped
