@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::archive;
-use crate::copy::{self, Root, Source};
+use crate::copy::{self, Moved, Root, Sink, Source};
 use crate::digest::Digest;
 use crate::fetch::{Options, Registries};
 use crate::layout::{Index, Layout, INDEX_FILE};
@@ -222,6 +222,8 @@ struct StreamLayout {
     /// Manifests, and small blobs whose role was not known when they arrived.
     held: HashMap<Digest, Vec<u8>>,
     parsed: HashSet<Digest>,
+    /// What happened to the blobs pushed while streaming.
+    streamed: HashMap<Digest, Moved>,
 }
 
 impl StreamLayout {
@@ -314,9 +316,18 @@ impl archive::Handler for StreamPush<'_> {
                 } else {
                     let desc = Descriptor::new("application/octet-stream", digest, size);
                     let sink = self.sink(&repo)?;
-                    if let Prepared::Upload(location) = sink.prepare(&desc)? {
-                        sink.upload(&desc, &location, content)?;
-                    }
+                    let moved = match sink.prepare(&desc)? {
+                        Prepared::Upload(location) => {
+                            sink.upload(&desc, &location, content)?;
+                            Moved::Copied
+                        }
+                        Prepared::Done(moved) => moved,
+                    };
+                    self.layouts
+                        .entry(repo)
+                        .or_default()
+                        .streamed
+                        .insert(desc.digest, moved);
                 }
             }
             archive::Item::Link {
@@ -338,18 +349,52 @@ impl archive::Handler for StreamPush<'_> {
                     None => {
                         let sink = self.sink(&repo)?;
                         let desc = Descriptor::new("application/octet-stream", digest, 0);
-                        if let Prepared::Upload(_) = sink.prepare(&desc)? {
-                            bail!(
+                        let moved = match sink.prepare(&desc)? {
+                            Prepared::Done(moved) => moved,
+                            Prepared::Upload(_) => bail!(
                                 "blob {}: the registry would not mount it from {}",
                                 desc.digest,
                                 self.sink(&from_repo)?.repository
-                            );
-                        }
+                            ),
+                        };
+                        self.layouts
+                            .entry(repo)
+                            .or_default()
+                            .streamed
+                            .insert(desc.digest, moved);
                     }
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// The registry sink, once the stream is read: blobs pushed while streaming are known
+/// to be there (no second request), the rest go through the sink.
+struct AfterStream<'a> {
+    sink: &'a RepoSink<'a>,
+    streamed: &'a HashMap<Digest, Moved>,
+}
+
+impl Sink for AfterStream<'_> {
+    fn put_blob(&self, desc: &Descriptor, source: &dyn Source) -> Result<Moved> {
+        match self.streamed.get(&desc.digest) {
+            Some(moved) => Ok(*moved),
+            None => self.sink.put_blob(desc, source),
+        }
+    }
+
+    fn has_manifest(&self, desc: &Descriptor) -> Result<bool> {
+        self.sink.has_manifest(desc)
+    }
+
+    fn put_manifest(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+        self.sink.put_manifest(desc, bytes)
+    }
+
+    fn put_root(&self, desc: &Descriptor, bytes: &[u8], tag: Option<&str>) -> Result<()> {
+        self.sink.put_root(desc, bytes, tag)
     }
 }
 
@@ -430,7 +475,11 @@ pub fn push_stream(input: impl Read, what: &str, target: &Target, opts: &Options
                 Err(e) => log.error(format!("{what}: manifest {}: {e:#}", entry.digest)),
             }
         }
-        let results = copy::copy(&source, &sink, &roots, opts.jobs);
+        let after = AfterStream {
+            sink: &sink,
+            streamed: &layout.streamed,
+        };
+        let results = copy::copy(&source, &after, &roots, opts.jobs);
         let from = if rel.is_empty() {
             what.to_string()
         } else {
