@@ -512,6 +512,72 @@ fn classify_dir(path: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    struct Collect(Vec<String>);
+
+    impl Handler for Collect {
+        fn item(&mut self, item: Item<'_>) -> Result<()> {
+            self.0.push(match item {
+                Item::LayoutFile { repo, name, .. } => format!("file {repo} {name}"),
+                Item::Blob { repo, content, .. } => {
+                    io::copy(content, &mut io::sink())?;
+                    format!("blob {repo}")
+                }
+                Item::Link {
+                    repo, from_repo, ..
+                } => format!("link {repo} {from_repo}"),
+            });
+            Ok(())
+        }
+    }
+
+    fn blob(bytes: &[u8]) -> Descriptor {
+        Descriptor::new("x", Digest::sha256_of(bytes), bytes.len() as u64)
+    }
+
+    #[test]
+    fn written_archive_reads_back_with_links_for_duplicates() {
+        let mut w = Writer::new(Output::gzip(Vec::new()));
+        w.add_file("a/oci-layout", b"{}").unwrap();
+        w.add_blob("a", &blob(b"layer"), &mut &b"layer"[..])
+            .unwrap();
+        w.add_blob("b/c", &blob(b"layer"), &mut &b"layer"[..])
+            .unwrap();
+        let bytes = w.finish().unwrap();
+        // Reproducible gzip header: no mtime, no file name.
+        assert_eq!(&bytes[..3], &[0x1f, 0x8b, 8]);
+        assert_eq!(bytes[3] & 0x08, 0);
+        assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
+        let mut c = Collect(Vec::new());
+        read(&bytes[..], "test", &mut c).unwrap();
+        assert_eq!(c.0, ["file a oci-layout", "blob a", "link b/c a"]);
+    }
+
+    #[test]
+    fn writer_refuses_content_that_does_not_match_its_digest() {
+        let mut w = Writer::new(Output::plain(Vec::new()));
+        assert!(w
+            .add_blob("a", &blob(b"layer"), &mut &b"LAYER"[..])
+            .is_err());
+    }
+
+    #[test]
+    fn compressed_and_random_data_are_stored_text_is_compressed() {
+        let mut gz = GzBuilder::new().write(Vec::new(), Compression::fast());
+        gz.write_all(&[7u8; 4096]).unwrap();
+        assert!(!compressible(&gz.finish().unwrap()));
+        let mut x: u64 = 1;
+        let random: Vec<u8> = (0..SAMPLE)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        assert!(!compressible(&random));
+        assert!(compressible(&b"{\"schemaVersion\": 2}\n".repeat(100)));
+    }
+
     #[test]
     fn clean_path_strips_dot_prefixes_and_refuses_escapes() {
         assert_eq!(clean_path("./a/./b").unwrap(), "a/b");
