@@ -579,6 +579,14 @@ mod tests {
     }
 
     #[test]
+    fn headers_carry_sizes_of_8_gib_and_more() {
+        let size = 9u64 << 30;
+        let h = header(tar::EntryType::Regular, size);
+        assert_eq!(h.entry_size().unwrap(), size);
+        assert_eq!(h.size().unwrap(), size);
+    }
+
+    #[test]
     fn clean_path_strips_dot_prefixes_and_refuses_escapes() {
         assert_eq!(clean_path("./a/./b").unwrap(), "a/b");
         assert!(clean_path("/etc/passwd").is_err());

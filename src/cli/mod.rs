@@ -266,6 +266,9 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
         Tool::Unpack => {
             let (input, what): (Box<dyn std::io::Read>, String) = match args.positionals.as_slice()
             {
+                [] if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    return Err(Usage("no FILE given and stdin is a terminal".into()))
+                }
                 [] => (Box::new(std::io::stdin().lock()), "stdin".into()),
                 [f] if f == "-" => (Box::new(std::io::stdin().lock()), "stdin".into()),
                 [f] => {
