@@ -460,7 +460,8 @@ mod tests {
 
     #[test]
     fn flags_of_other_tools_are_refused() {
-        assert!(parse(Tool::Backup, argv(&["--input", "x"])).is_err());
+        assert!(parse(Tool::Backup, argv(&["--directory", "x"])).is_err());
+        assert!(parse(Tool::Pack, argv(&["--plain-http"])).is_err());
         assert!(parse(Tool::Restore, argv(&["--output", "x"])).is_err());
         assert!(parse(Tool::Fetch, argv(&["--bogus"])).is_err());
     }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine as _;
@@ -178,7 +179,35 @@ pub struct Auth {
     host: Host,
     credentials: Option<Credentials>,
     basic: Mutex<bool>,
-    tokens: Mutex<HashMap<String, String>>,
+    tokens: Mutex<HashMap<String, Earned>>,
+    /// Held while a token is fetched, so that parallel requests that all met a 401 for the
+    /// same scope ask the token server once, not once each.
+    fetching: Mutex<()>,
+}
+
+/// A bearer header and when to stop sending it.
+struct Earned {
+    header: String,
+    renew_at: Instant,
+}
+
+/// A token the token endpoint gave, with its lifetime when it said one.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Token {
+    pub token: String,
+    pub expires_in: Option<u64>,
+}
+
+/// The lifetime the token spec tells clients to assume when `expires_in` is missing.
+const DEFAULT_TOKEN_LIFETIME: u64 = 60;
+
+/// When to fetch a new token: well before the old one expires, so that a request (an upload
+/// that cannot be replayed, above all) never starts with a token about to lapse.
+fn renew_at(now: Instant, expires_in: Option<u64>) -> Instant {
+    let life = expires_in.unwrap_or(DEFAULT_TOKEN_LIFETIME);
+    // Keep a quarter of the lifetime (at least 10 s) as margin.
+    let margin = (life / 4).max(10).min(life);
+    now + Duration::from_secs(life - margin)
 }
 
 impl Auth {
@@ -188,6 +217,7 @@ impl Auth {
             credentials,
             basic: Mutex::new(false),
             tokens: Mutex::new(HashMap::new()),
+            fetching: Mutex::new(()),
         }
     }
 
@@ -196,21 +226,29 @@ impl Auth {
         if *self.basic.lock().unwrap_or_else(|e| e.into_inner()) {
             return self.credentials.as_ref().map(Credentials::basic_header);
         }
-        self.tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(scope)
-            .cloned()
+        self.fresh_token(scope, None)
+    }
+
+    /// The cached bearer header for `scope` unless it is due for renewal or is `rejected`
+    /// (the header a 401 just refused).
+    fn fresh_token(&self, scope: &str, rejected: Option<&str>) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let earned = tokens.get(scope)?;
+        if Instant::now() >= earned.renew_at || Some(earned.header.as_str()) == rejected {
+            return None;
+        }
+        Some(earned.header.clone())
     }
 
     /// Answers a 401's challenge for `scope`, fetching a token with `get_token` (called with
-    /// the token URL and the basic header, if any) for bearer challenges. Returns the header
-    /// to retry with.
+    /// the token URL and the basic header, if any) for bearer challenges. `rejected` is the
+    /// header the 401 refused, if one was sent. Returns the header to retry with.
     pub fn answer(
         &self,
         challenge: &str,
         scope: &str,
-        get_token: impl FnOnce(&str, Option<String>) -> Result<String>,
+        rejected: Option<&str>,
+        get_token: impl FnOnce(&str, Option<String>) -> Result<Token>,
     ) -> Result<String> {
         match parse_challenge(challenge)? {
             Challenge::Basic => {
@@ -232,13 +270,24 @@ impl Auth {
                     url.push_str(&format!("{sep}scope={}", encode_query(sc)));
                     sep = '&';
                 }
+                let _one_fetch = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
+                // Another thread may have fetched it while this one waited.
+                if let Some(header) = self.fresh_token(scope, rejected) {
+                    return Ok(header);
+                }
                 let basic = self.credentials.as_ref().map(Credentials::basic_header);
                 let token = get_token(&url, basic)?;
-                let header = format!("Bearer {token}");
+                let header = format!("Bearer {}", token.token);
                 self.tokens
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(scope.to_string(), header.clone());
+                    .insert(
+                        scope.to_string(),
+                        Earned {
+                            header: header.clone(),
+                            renew_at: renew_at(Instant::now(), token.expires_in),
+                        },
+                    );
                 Ok(header)
             }
         }
@@ -259,17 +308,21 @@ impl Auth {
     }
 }
 
-/// Extracts the token from a token endpoint's JSON answer.
-pub fn token_from_response(body: &[u8]) -> Result<String> {
+/// Extracts the token and its lifetime from a token endpoint's JSON answer.
+pub fn token_from_response(body: &[u8]) -> Result<Token> {
     let v: serde_json::Value =
         serde_json::from_slice(body).context("token endpoint answered with invalid JSON")?;
+    let expires_in = v.get("expires_in").and_then(|e| e.as_u64());
     for key in ["token", "access_token"] {
         if let Some(t) = v
             .get(key)
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
         {
-            return Ok(t.to_string());
+            return Ok(Token {
+                token: t.to_string(),
+                expires_in,
+            });
         }
     }
     bail!("token endpoint answered without a token")
@@ -324,10 +377,14 @@ mod tests {
             .answer(
                 r#"Bearer realm="https://t.example/token",service="svc""#,
                 "repository:b:pull,push repository:a:pull",
+                None,
                 |url, basic| {
                     assert!(basic.is_none());
                     seen = url.to_string();
-                    Ok("tok".into())
+                    Ok(Token {
+                        token: "tok".into(),
+                        expires_in: Some(300),
+                    })
                 },
             )
             .unwrap();
@@ -344,10 +401,62 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_renewed_before_it_expires_and_when_refused() {
+        let auth = Auth::new(Host::parse("r.example").unwrap(), None);
+        let challenge = r#"Bearer realm="https://t.example/token""#;
+        let fetches = std::cell::Cell::new(0);
+        let get = |_: &str, _: Option<String>| {
+            fetches.set(fetches.get() + 1);
+            Ok(Token {
+                token: format!("t{}", fetches.get()),
+                expires_in: Some(0),
+            })
+        };
+        assert_eq!(auth.answer(challenge, "s", None, get).unwrap(), "Bearer t1");
+        // Lifetime 0: never reused.
+        assert_eq!(auth.header_for("s"), None);
+        let long = |_: &str, _: Option<String>| {
+            Ok(Token {
+                token: "long".into(),
+                expires_in: None,
+            })
+        };
+        assert_eq!(
+            auth.answer(challenge, "s", None, long).unwrap(),
+            "Bearer long"
+        );
+        assert_eq!(auth.header_for("s").as_deref(), Some("Bearer long"));
+        // A cached token that was not the refused one is returned without a fetch.
+        let h = auth
+            .answer(challenge, "s", Some("Bearer old"), |_, _| unreachable!())
+            .unwrap();
+        assert_eq!(h, "Bearer long");
+        // The refused one is fetched anew.
+        let h = auth
+            .answer(challenge, "s", Some("Bearer long"), |_, _| {
+                Ok(Token {
+                    token: "new".into(),
+                    expires_in: Some(120),
+                })
+            })
+            .unwrap();
+        assert_eq!(h, "Bearer new");
+    }
+
+    #[test]
+    fn renewal_keeps_a_margin_of_a_quarter_and_at_least_ten_seconds() {
+        let now = Instant::now();
+        assert_eq!(renew_at(now, Some(300)), now + Duration::from_secs(225));
+        assert_eq!(renew_at(now, None), now + Duration::from_secs(45));
+        assert_eq!(renew_at(now, Some(20)), now + Duration::from_secs(10));
+        assert_eq!(renew_at(now, Some(5)), now);
+    }
+
+    #[test]
     fn basic_challenge_without_credentials_is_an_error() {
         let auth = Auth::new(Host::parse("r.example").unwrap(), None);
         let e = auth
-            .answer(r#"Basic realm="x""#, "s", |_, _| unreachable!())
+            .answer(r#"Basic realm="x""#, "s", None, |_, _| unreachable!())
             .unwrap_err();
         assert!(e.to_string().contains("authentication required"), "{e}");
     }

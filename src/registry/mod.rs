@@ -154,14 +154,17 @@ impl Registry {
             if matches!(body, Body::Stream(..)) {
                 bail!("{method} {url}: authentication required in the middle of an upload");
             }
-            authz = Some(self.auth.answer(&challenge, scope, |token_url, basic| {
-                self.fetch_token(token_url, basic)
-            })?);
+            authz = Some(self.auth.answer(
+                &challenge,
+                scope,
+                authz.as_deref(),
+                |token_url, basic| self.fetch_token(token_url, basic),
+            )?);
         }
         unreachable!("the loop returns on its second attempt")
     }
 
-    fn fetch_token(&self, url: &str, basic: Option<String>) -> Result<String> {
+    fn fetch_token(&self, url: &str, basic: Option<String>) -> Result<auth::Token> {
         let mut req = self.agent.get(url);
         if let Some(b) = &basic {
             req = req.set("Authorization", b);

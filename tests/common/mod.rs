@@ -6,18 +6,25 @@
 //! written for the tests, so a bug in the crate cannot hide itself.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
+
+mod certs;
+mod token_server;
+#[allow(unused_imports)]
+pub use certs::*;
+pub use token_server::*;
 
 // ---------------------------------------------------------------------------------------------
 // Media types
@@ -88,8 +95,51 @@ pub struct Registry {
     child: Child,
     port: u16,
     dir: TempDir,
+    /// Basic credentials, or the token server credentials of a token-auth registry.
     creds: Option<(String, String)>,
+    /// True for `auth.token` registries: the harness answers bearer challenges itself.
+    token_auth: bool,
+    /// Bearer tokens earned by the harness, per scope.
+    tokens: Mutex<HashMap<String, String>>,
+    /// For HTTPS registries: the CA the harness trusts (requests go through curl).
+    tls_ca: Option<PathBuf>,
     agent: ureq::Agent,
+}
+
+/// How a test registry authenticates clients.
+#[derive(Clone, Debug, Default)]
+pub enum RegistryAuth {
+    #[default]
+    Anonymous,
+    /// `auth.htpasswd` (bcrypt cost 5).
+    Basic { user: String, pass: String },
+    /// `auth.token`: bearer tokens from a token server (see [`TokenServer`]). `user` and
+    /// `pass` are what the harness itself sends to the token server.
+    Token {
+        realm: String,
+        service: String,
+        issuer: String,
+        rootcertbundle: PathBuf,
+        user: String,
+        pass: String,
+    },
+}
+
+/// The server side of an HTTPS registry: its certificate chain and key, and the CA that
+/// clients (the harness) must trust.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// How to start a registry.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryConfig {
+    pub auth: RegistryAuth,
+    /// Serve HTTPS only (`http.tls`) instead of plain HTTP.
+    pub tls: Option<ServerTls>,
 }
 
 /// A port that was free a moment ago and has nothing listening on it.
@@ -105,7 +155,7 @@ pub fn closed_addr() -> String {
     format!("127.0.0.1:{}", free_port())
 }
 
-fn require_tool(path: &str, package: &str) {
+pub(crate) fn require_tool(path: &str, package: &str) {
     assert!(
         Path::new(path).exists(),
         "required tool {path} is missing: install the Debian package `{package}` \
@@ -114,25 +164,59 @@ fn require_tool(path: &str, package: &str) {
 }
 
 /// Poll `GET /v2/` until it answers 200 or 401 (max 10 s); Err(log text) when the process
-/// exits or never answers.
-fn wait_ready(child: &mut Child, port: u16, log_path: &Path) -> Result<(), String> {
+/// exits or never answers. HTTPS registries are probed with curl trusting `tls_ca`.
+fn wait_ready(
+    child: &mut Child,
+    port: u16,
+    log_path: &Path,
+    tls_ca: Option<&Path>,
+) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let probe = ureq::AgentBuilder::new()
         .timeout(Duration::from_millis(500))
         .build();
-    let url = format!("http://127.0.0.1:{port}/v2/");
     let log = || fs::read_to_string(log_path).unwrap_or_default();
+    let mut last_error = String::new();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("docker-registry exited with {status}: {}", log()));
         }
-        match probe.get(&url).call() {
-            Ok(_) | Err(ureq::Error::Status(401, _)) => return Ok(()),
-            Err(_) => {}
+        let status = match tls_ca {
+            None => match probe.get(&format!("http://127.0.0.1:{port}/v2/")).call() {
+                Ok(r) => Some(r.status()),
+                Err(ureq::Error::Status(s, _)) => Some(s),
+                Err(e) => {
+                    last_error = e.to_string();
+                    None
+                }
+            },
+            // Only try the TLS handshake once something listens.
+            Some(ca) => match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Err(e) => {
+                    last_error = e.to_string();
+                    None
+                }
+                Ok(_) => {
+                    let url = format!("https://127.0.0.1:{port}/v2/");
+                    match curl_request(ca, "GET", &url, &[], None) {
+                        Ok(r) => Some(r.status),
+                        Err(e) => {
+                            last_error = e;
+                            None
+                        }
+                    }
+                }
+            },
+        };
+        if let Some(200 | 401) = status {
+            return Ok(());
+        }
+        if let Some(s) = status {
+            last_error = format!("GET /v2/ answered {s}");
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "docker-registry did not answer /v2/ within 10 s: {}",
+                "docker-registry did not answer /v2/ within 10 s ({last_error}): {}",
                 log()
             ));
         }
@@ -143,15 +227,39 @@ fn wait_ready(child: &mut Child, port: u16, log_path: &Path) -> Result<(), Strin
 impl Registry {
     /// Anonymous registry.
     pub fn start() -> Registry {
-        Self::start_inner(None)
+        Self::start_with_config(RegistryConfig::default())
     }
 
     /// Registry protected by HTTP basic auth (htpasswd, bcrypt cost 5).
     pub fn start_with_basic_auth(user: &str, pass: &str) -> Registry {
-        Self::start_inner(Some((user.to_string(), pass.to_string())))
+        Self::start_with_config(RegistryConfig {
+            auth: RegistryAuth::Basic {
+                user: user.to_string(),
+                pass: pass.to_string(),
+            },
+            tls: None,
+        })
     }
 
-    fn start_inner(creds: Option<(String, String)>) -> Registry {
+    /// Registry protected by bearer tokens from `server` (which holds the signing
+    /// certificate the registry trusts). The harness fetches its own tokens from `server`
+    /// with the server's user and password.
+    pub fn start_with_token_auth(server: &TokenServer) -> Registry {
+        Self::start_with_config(RegistryConfig {
+            auth: server.registry_auth(),
+            tls: None,
+        })
+    }
+
+    /// Anonymous registry speaking HTTPS only, with the given certificate.
+    pub fn start_with_tls(tls: &ServerTls) -> Registry {
+        Self::start_with_config(RegistryConfig {
+            auth: RegistryAuth::Anonymous,
+            tls: Some(tls.clone()),
+        })
+    }
+
+    pub fn start_with_config(config: RegistryConfig) -> Registry {
         require_tool(REGISTRY_BIN, "docker-registry");
         let dir = tempfile::Builder::new()
             .prefix("ocipipe-registry-")
@@ -161,23 +269,57 @@ impl Registry {
         fs::create_dir_all(&storage).expect("create storage dir");
 
         let mut auth_section = String::new();
-        if let Some((user, pass)) = &creds {
-            require_tool("/usr/bin/htpasswd", "apache2-utils");
-            let out = Command::new("htpasswd")
-                .args(["-Bbn", "-C", "5", user, pass])
-                .output()
-                .expect("run htpasswd");
-            assert!(
-                out.status.success(),
-                "htpasswd failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let htpasswd = dir.path().join("htpasswd");
-            fs::write(&htpasswd, &out.stdout).expect("write htpasswd file");
-            auth_section = format!(
-                "auth:\n  htpasswd:\n    realm: ocipipe-test\n    path: \"{}\"\n",
-                htpasswd.display()
-            );
+        let mut creds = None;
+        let mut token_auth = false;
+        match &config.auth {
+            RegistryAuth::Anonymous => {}
+            RegistryAuth::Basic { user, pass } => {
+                require_tool("/usr/bin/htpasswd", "apache2-utils");
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", "-C", "5", user, pass])
+                    .output()
+                    .expect("run htpasswd");
+                assert!(
+                    out.status.success(),
+                    "htpasswd failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let htpasswd = dir.path().join("htpasswd");
+                fs::write(&htpasswd, &out.stdout).expect("write htpasswd file");
+                auth_section = format!(
+                    "auth:\n  htpasswd:\n    realm: ocipipe-test\n    path: \"{}\"\n",
+                    htpasswd.display()
+                );
+                creds = Some((user.clone(), pass.clone()));
+            }
+            RegistryAuth::Token {
+                realm,
+                service,
+                issuer,
+                rootcertbundle,
+                user,
+                pass,
+            } => {
+                auth_section = format!(
+                    "auth:\n  token:\n    realm: \"{realm}\"\n    service: \"{service}\"\n    \
+                     issuer: \"{issuer}\"\n    rootcertbundle: \"{}\"\n",
+                    rootcertbundle.display()
+                );
+                creds = Some((user.clone(), pass.clone()));
+                token_auth = true;
+            }
+        }
+        let tls_section = match &config.tls {
+            None => String::new(),
+            Some(tls) => format!(
+                "  tls:\n    certificate: \"{}\"\n    key: \"{}\"\n",
+                tls.certificate.display(),
+                tls.key.display()
+            ),
+        };
+        let tls_ca = config.tls.as_ref().map(|t| t.ca.clone());
+        if tls_ca.is_some() {
+            require_tool(CURL, "curl");
         }
 
         let log_path = dir.path().join("registry.log");
@@ -189,12 +331,13 @@ impl Registry {
                  log:\n  level: error\n  accesslog:\n    disabled: true\n\
                  storage:\n  filesystem:\n    rootdirectory: \"{}\"\n  delete:\n    enabled: true\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
-                 http:\n  addr: 127.0.0.1:{}\n  secret: \"{}\"\n\
+                 http:\n  addr: 127.0.0.1:{}\n  secret: \"{}\"\n{}\
                  health:\n  storagedriver:\n    enabled: false\n\
                  {}",
                 storage.display(),
                 port,
                 unique_token(),
+                tls_section,
                 auth_section
             );
             let config_path = dir.path().join("config.yml");
@@ -209,7 +352,7 @@ impl Registry {
                 .spawn()
                 .expect("spawn docker-registry");
             let mut child = child;
-            match wait_ready(&mut child, port, &log_path) {
+            match wait_ready(&mut child, port, &log_path, tls_ca.as_deref()) {
                 Ok(()) => {
                     let agent = ureq::AgentBuilder::new()
                         .timeout(Duration::from_secs(60))
@@ -220,6 +363,9 @@ impl Registry {
                         port,
                         dir,
                         creds,
+                        token_auth,
+                        tokens: Mutex::new(HashMap::new()),
+                        tls_ca,
                         agent,
                     };
                 }
@@ -246,9 +392,15 @@ impl Registry {
         self.port
     }
 
-    /// "http://127.0.0.1:PORT" + path
+    /// True when the registry speaks HTTPS only.
+    pub fn is_tls(&self) -> bool {
+        self.tls_ca.is_some()
+    }
+
+    /// "http://127.0.0.1:PORT" + path ("https://" for HTTPS registries)
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, path)
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{}", self.port, path)
     }
 
     /// A full reference "127.0.0.1:PORT/repo:tag" or "127.0.0.1:PORT/repo@sha256:..."
@@ -284,7 +436,7 @@ impl Registry {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
-    fn auth_header(&self) -> Option<String> {
+    fn basic_header(&self) -> Option<String> {
         self.creds.as_ref().map(|(u, p)| {
             format!(
                 "Basic {}",
@@ -292,6 +444,121 @@ impl Registry {
             )
         })
     }
+
+    /// The Authorization header to send first: basic credentials, or a cached bearer token
+    /// for the scope the request probably needs.
+    fn auth_header(&self, method: &str, url: &str) -> Option<String> {
+        if !self.token_auth {
+            return self.basic_header();
+        }
+        let scope = guess_scope(method, url)?;
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&scope)
+            .cloned()
+    }
+
+    /// Answers a bearer challenge: GET realm?service=..&scope=.. with basic credentials from
+    /// the token server; caches and returns "Bearer TOKEN".
+    fn bearer_for_challenge(&self, challenge: &str) -> String {
+        let params = parse_challenge_params(challenge);
+        let realm = params
+            .get("realm")
+            .unwrap_or_else(|| panic!("bearer challenge without realm: {challenge}"));
+        let scope = params.get("scope").cloned().unwrap_or_default();
+        let mut url = format!("{realm}?");
+        if let Some(service) = params.get("service") {
+            url.push_str(&format!("service={}&", percent_encode(service)));
+        }
+        for s in scope.split(' ').filter(|s| !s.is_empty()) {
+            url.push_str(&format!("scope={}&", percent_encode(s)));
+        }
+        url.pop();
+        let mut req = self.agent.get(&url);
+        if let Some(b) = self.basic_header() {
+            req = req.set("Authorization", &b);
+        }
+        let resp = req
+            .call()
+            .unwrap_or_else(|e| panic!("harness token request {url}: {e}"));
+        let mut text = String::new();
+        resp.into_reader()
+            .read_to_string(&mut text)
+            .unwrap_or_else(|e| panic!("harness token request {url}: {e}"));
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("harness token request {url}: bad JSON: {e}"));
+        let token = v["token"]
+            .as_str()
+            .or_else(|| v["access_token"].as_str())
+            .unwrap_or_else(|| panic!("harness token request {url}: no token in {v}"));
+        let header = format!("Bearer {token}");
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scope, header.clone());
+        header
+    }
+}
+
+/// The scope distribution asks for on `url`: `repository:NAME:pull` for reads,
+/// `repository:NAME:pull,push` for writes, `registry:catalog:*` for the catalog.
+fn guess_scope(method: &str, url: &str) -> Option<String> {
+    let path = url.split('?').next()?;
+    let path = &path[path.find("/v2/")? + 4..];
+    if path == "_catalog" {
+        return Some("registry:catalog:*".to_string());
+    }
+    let end = ["/manifests/", "/blobs/", "/tags/"]
+        .iter()
+        .filter_map(|m| path.rfind(m))
+        .max()?;
+    let name = &path[..end];
+    let actions = if method == "GET" || method == "HEAD" {
+        "pull"
+    } else {
+        "pull,push"
+    };
+    Some(format!("repository:{name}:{actions}"))
+}
+
+/// `key="value"` parameters of a `WWW-Authenticate` challenge (keys lowercased; quoted
+/// values may hold commas).
+pub fn parse_challenge_params(header: &str) -> HashMap<String, String> {
+    let rest = header.trim();
+    let mut rest = rest.split_once(' ').map(|(_, r)| r).unwrap_or("");
+    let mut out = HashMap::new();
+    loop {
+        rest = rest.trim_start_matches([',', ' ']);
+        let Some(eq) = rest.find('=') else { break };
+        let key = rest[..eq].trim().to_ascii_lowercase();
+        rest = &rest[eq + 1..];
+        let value;
+        if let Some(r) = rest.strip_prefix('"') {
+            let end = r.find('"').unwrap_or(r.len());
+            value = r[..end].to_string();
+            rest = &r[(end + 1).min(r.len())..];
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_string();
+            rest = &rest[end..];
+        }
+        out.insert(key, value);
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 impl Drop for Registry {
@@ -320,8 +587,10 @@ impl Response {
     }
 }
 
-/// One HTTP request to the registry, carrying its credentials when it has some.
-/// Transport errors panic; every HTTP status is returned.
+/// One HTTP request to the registry, carrying its credentials when it has some (basic, or
+/// bearer tokens the harness fetches itself from the token server). HTTPS registries are
+/// reached with curl trusting the test CA. Transport errors panic; every HTTP status is
+/// returned.
 pub fn http(
     reg: &Registry,
     method: &str,
@@ -329,10 +598,44 @@ pub fn http(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Response {
-    let mut req = reg.agent.request(method, url);
-    if let Some(auth) = reg.auth_header() {
-        req = req.set("Authorization", &auth);
+    let mut auth = reg.auth_header(method, url);
+    let mut answered = false;
+    loop {
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(a) = &auth {
+            all.push(("Authorization", a));
+        }
+        let resp = match &reg.tls_ca {
+            Some(ca) => curl_request(ca, method, url, &all, body),
+            None => ureq_request(&reg.agent, method, url, &all, body),
+        }
+        .unwrap_or_else(|e| {
+            panic!(
+                "{method} {url}: transport error: {e}\nregistry log:\n{}",
+                reg.log()
+            )
+        });
+        if resp.status == 401 && reg.token_auth && !answered {
+            if let Some(challenge) = resp.header("WWW-Authenticate") {
+                if challenge.to_ascii_lowercase().starts_with("bearer ") {
+                    auth = Some(reg.bearer_for_challenge(challenge));
+                    answered = true;
+                    continue;
+                }
+            }
+        }
+        return resp;
     }
+}
+
+fn ureq_request(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response, String> {
+    let mut req = agent.request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
     }
@@ -343,10 +646,7 @@ pub fn http(
     let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!(
-            "{method} {url}: transport error: {e}\nregistry log:\n{}",
-            reg.log()
-        ),
+        Err(e) => return Err(e.to_string()),
     };
     let status = resp.status();
     let headers = resp
@@ -358,13 +658,90 @@ pub fn http(
     if method != "HEAD" {
         resp.into_reader()
             .read_to_end(&mut bytes)
-            .unwrap_or_else(|e| panic!("{method} {url}: reading body: {e}"));
+            .map_err(|e| format!("reading body: {e}"))?;
     }
-    Response {
+    Ok(Response {
         status,
         headers,
         body: bytes,
+    })
+}
+
+pub const CURL: &str = "/usr/bin/curl";
+
+/// One HTTPS request with curl (HTTP/1.1, no redirects), trusting only `ca`. Err(curl's
+/// message) on a transport or TLS failure.
+pub fn curl_request(
+    ca: &Path,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response, String> {
+    require_tool(CURL, "curl");
+    let tmp = TempDir::new().expect("temp dir");
+    let head_file = tmp.path().join("headers");
+    let body_file = tmp.path().join("body");
+    let mut cmd = Command::new(CURL);
+    cmd.args(["--silent", "--show-error", "--http1.1", "--max-time", "60"])
+        .arg("--cacert")
+        .arg(ca)
+        .arg("--dump-header")
+        .arg(&head_file)
+        .arg("--output")
+        .arg(&body_file)
+        // No "Expect: 100-continue", no default form Content-Type.
+        .args(["--header", "Expect:"]);
+    if method == "HEAD" {
+        cmd.arg("--head");
+    } else {
+        cmd.args(["--request", method]);
     }
+    let mut has_content_type = false;
+    for (k, v) in headers {
+        has_content_type |= k.eq_ignore_ascii_case("content-type");
+        cmd.arg("--header").arg(format!("{k}: {v}"));
+    }
+    if let Some(b) = body {
+        let upload = tmp.path().join("upload");
+        fs::write(&upload, b).expect("write request body");
+        if !has_content_type {
+            cmd.args(["--header", "Content-Type:"]);
+        }
+        cmd.arg("--data-binary")
+            .arg(format!("@{}", upload.display()));
+    }
+    cmd.arg(url).stdin(Stdio::null());
+    let out = cmd.output().expect("run curl");
+    if !out.status.success() {
+        return Err(format!(
+            "curl exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let head = fs::read_to_string(&head_file).map_err(|e| format!("curl headers: {e}"))?;
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("curl: bad status line {status_line:?}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let body = if method == "HEAD" {
+        Vec::new()
+    } else {
+        fs::read(&body_file).unwrap_or_default()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Upload a blob (monolithic: POST then PUT with the whole body). Skips when it exists.
