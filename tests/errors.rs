@@ -299,6 +299,14 @@ fn bad_usage_exits_2_with_a_message_for_every_binary() {
         ("oci-push", vec![]),
         ("oci-push", vec!["--no-such-flag", "-i", d, "127.0.0.1:1"]),
         ("oci-push", vec!["-i", d]),
+        ("oci-pack", vec!["--no-such-flag"]),
+        ("oci-pack", vec![d, d]),
+        ("oci-unpack", vec!["--no-such-flag"]),
+        ("oci-unpack", vec!["a.tgz", "b.tgz"]),
+        (
+            "oci-backup",
+            vec!["--input", "-", "--output", d, "127.0.0.1:1/a:1"],
+        ),
     ];
     for (name, args) in cases {
         let res = run(name, &args, &[]);

@@ -1857,7 +1857,14 @@ pub fn assert_restored(src: &Registry, fixtures: &Fixtures, dst: &Registry, pref
 // Binaries
 // ---------------------------------------------------------------------------------------------
 
-pub const BINARIES: [&str; 4] = ["oci-backup", "oci-restore", "oci-fetch", "oci-push"];
+pub const BINARIES: [&str; 6] = [
+    "oci-backup",
+    "oci-restore",
+    "oci-fetch",
+    "oci-push",
+    "oci-pack",
+    "oci-unpack",
+];
 
 /// Path of one of the crate's binaries (built by cargo for integration tests).
 pub fn bin(name: &str) -> PathBuf {
@@ -1866,6 +1873,8 @@ pub fn bin(name: &str) -> PathBuf {
         "oci-restore" => option_env!("CARGO_BIN_EXE_oci-restore"),
         "oci-fetch" => option_env!("CARGO_BIN_EXE_oci-fetch"),
         "oci-push" => option_env!("CARGO_BIN_EXE_oci-push"),
+        "oci-pack" => option_env!("CARGO_BIN_EXE_oci-pack"),
+        "oci-unpack" => option_env!("CARGO_BIN_EXE_oci-unpack"),
         other => panic!("unknown binary {other}"),
     };
     PathBuf::from(path.unwrap_or_else(|| {
@@ -1881,10 +1890,55 @@ pub fn run(name: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// Like [`run`], then removes the variables named in `unset` from the child's environment.
 pub fn run_unsetting(name: &str, args: &[&str], env: &[(&str, &str)], unset: &[&str]) -> Output {
+    run_full(name, args, env, unset, Stdio::null())
+}
+
+/// Like [`run`], with `stdin` read from the file at `path`.
+pub fn run_with_stdin_file(name: &str, args: &[&str], env: &[(&str, &str)], path: &Path) -> Output {
+    let f = fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    run_full(name, args, env, &[], Stdio::from(f))
+}
+
+/// Like [`run`], with `bytes` on stdin.
+pub fn run_with_stdin_bytes(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    bytes: &[u8],
+) -> Output {
+    let tmp = tempfile::NamedTempFile::new().expect("temp file");
+    fs::write(tmp.path(), bytes).expect("write stdin file");
+    run_with_stdin_file(name, args, env, tmp.path())
+}
+
+/// Like [`run_ok`], with `stdin` read from the file at `path`.
+pub fn run_ok_with_stdin_file(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    path: &Path,
+) -> Output {
+    let out = run_with_stdin_file(name, args, env, path);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "expected success:\n{}",
+        describe(name, args, &out)
+    );
+    out
+}
+
+fn run_full(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    unset: &[&str],
+    stdin: Stdio,
+) -> Output {
     let empty_docker_config = TempDir::new().expect("temp dir");
     let mut cmd = Command::new(bin(name));
     cmd.args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("DOCKER_CONFIG", empty_docker_config.path())
