@@ -140,6 +140,8 @@ pub struct RegistryConfig {
     pub auth: RegistryAuth,
     /// Serve HTTPS only (`http.tls`) instead of plain HTTP.
     pub tls: Option<ServerTls>,
+    /// Log every request (see [`Registry::requests`]).
+    pub access_log: bool,
 }
 
 /// A port that was free a moment ago and has nothing listening on it.
@@ -237,7 +239,7 @@ impl Registry {
                 user: user.to_string(),
                 pass: pass.to_string(),
             },
-            tls: None,
+            ..Default::default()
         })
     }
 
@@ -247,7 +249,7 @@ impl Registry {
     pub fn start_with_token_auth(server: &TokenServer) -> Registry {
         Self::start_with_config(RegistryConfig {
             auth: server.registry_auth(),
-            tls: None,
+            ..Default::default()
         })
     }
 
@@ -256,6 +258,7 @@ impl Registry {
         Self::start_with_config(RegistryConfig {
             auth: RegistryAuth::Anonymous,
             tls: Some(tls.clone()),
+            ..Default::default()
         })
     }
 
@@ -328,12 +331,13 @@ impl Registry {
             let port = free_port();
             let config = format!(
                 "version: 0.1\n\
-                 log:\n  level: error\n  accesslog:\n    disabled: true\n\
+                 log:\n  level: error\n  accesslog:\n    disabled: {}\n\
                  storage:\n  filesystem:\n    rootdirectory: \"{}\"\n  delete:\n    enabled: true\n  \
                  maintenance:\n    uploadpurging:\n      enabled: false\n\
                  http:\n  addr: 127.0.0.1:{}\n  secret: \"{}\"\n{}\
                  health:\n  storagedriver:\n    enabled: false\n\
                  {}",
+                !config.access_log,
                 storage.display(),
                 port,
                 unique_token(),
@@ -434,6 +438,23 @@ impl Registry {
 
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Every request the registry answered, as (method, request URI, status), from its access
+    /// log; empty unless it was started with `access_log`.
+    pub fn requests(&self) -> Vec<(String, String, u16)> {
+        self.log()
+            .lines()
+            .filter_map(|line| {
+                let (_, rest) = line.split_once("] \"")?;
+                let (request, rest) = rest.split_once('"')?;
+                let mut parts = request.split(' ');
+                let method = parts.next()?.to_string();
+                let uri = parts.next()?.to_string();
+                let status = rest.split_whitespace().next()?.parse().ok()?;
+                Some((method, uri, status))
+            })
+            .collect()
     }
 
     fn basic_header(&self) -> Option<String> {
