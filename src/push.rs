@@ -351,11 +351,28 @@ impl archive::Handler for StreamPush<'_> {
                         let desc = Descriptor::new("application/octet-stream", digest, 0);
                         let moved = match sink.prepare(&desc)? {
                             Prepared::Done(moved) => moved,
-                            Prepared::Upload(_) => bail!(
-                                "blob {}: the registry would not mount it from {}",
-                                desc.digest,
-                                self.sink(&from_repo)?.repository
-                            ),
+                            // The registry would not mount it (202): its bytes went by
+                            // already, so copy them within the registry, verified.
+                            Prepared::Upload(location) => {
+                                let from = self.sink(&from_repo)?.repository;
+                                let size = self
+                                    .registry
+                                    .blob_size(&from, &desc.digest)?
+                                    .ok_or_else(|| {
+                                        anyhow!(
+                                            "blob {}: not in {from}, where the archive links it from",
+                                            desc.digest
+                                        )
+                                    })?;
+                                let desc = Descriptor::new(
+                                    "application/octet-stream",
+                                    desc.digest.clone(),
+                                    size,
+                                );
+                                let mut content = self.registry.get_blob(&from, &desc)?;
+                                sink.upload(&desc, &location, &mut content)?;
+                                Moved::Copied
+                            }
                         };
                         self.layouts
                             .entry(repo)

@@ -287,6 +287,21 @@ impl Registry {
         }
     }
 
+    /// The size of blob `digest` in `repo`, None when the repository does not have it.
+    pub fn blob_size(&self, repo: &str, digest: &Digest) -> Result<Option<u64>> {
+        let url = self.url(repo, &format!("blobs/{digest}"))?;
+        let resp = self.send("HEAD", &url, &pull(repo), &[], Body::Empty)?;
+        match resp.status() {
+            200 => resp
+                .header("Content-Length")
+                .and_then(|v| v.trim().parse().ok())
+                .map(Some)
+                .ok_or_else(|| anyhow!("HEAD {url}: no Content-Length")),
+            404 => Ok(None),
+            _ => Err(self.status_error(resp)),
+        }
+    }
+
     /// Asks the registry to mount `digest` from repository `from` into `repo`.
     pub fn mount_blob(&self, repo: &str, digest: &Digest, from: &str) -> Result<Mount> {
         let url = self.url(
