@@ -301,8 +301,12 @@ pub fn read(input: impl Read, what: &str, handler: &mut dyn Handler) -> Result<(
     }
     let gzipped = head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b;
     if gzipped {
-        let decoder = MultiGzDecoder::new(buffered);
-        read_tar(decoder, what, handler)
+        let mut decoder = MultiGzDecoder::new(buffered);
+        let first = first_block(&mut decoder).map_err(|e| input_error(what, e))?;
+        if !looks_like_tar(&first) {
+            bail!("{what}: gzip data that is not a tar archive");
+        }
+        read_tar(io::Cursor::new(first).chain(decoder), what, handler)
     } else {
         if head.len() < 512 || !looks_like_tar(head) {
             bail!("{what}: not a gzip-compressed tar (nor a plain tar)");
@@ -311,9 +315,18 @@ pub fn read(input: impl Read, what: &str, handler: &mut dyn Handler) -> Result<(
     }
 }
 
+/// Reads up to one tar block (512 bytes) from `input`.
+fn first_block(input: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut block = Vec::with_capacity(512);
+    input.take(512).read_to_end(&mut block)?;
+    Ok(block)
+}
+
+/// True for a ustar or GNU header block, or the zero block that ends an empty tar.
 fn looks_like_tar(block: &[u8]) -> bool {
     // ustar magic at offset 257 ("ustar\0" POSIX, "ustar " GNU).
-    block.len() >= 263 && &block[257..262] == b"ustar"
+    (block.len() >= 263 && &block[257..262] == b"ustar")
+        || (block.len() == 512 && block.iter().all(|&b| b == 0))
 }
 
 fn read_tar(input: impl Read, what: &str, handler: &mut dyn Handler) -> Result<()> {
@@ -420,6 +433,11 @@ fn input_error(what: &str, e: io::Error) -> anyhow::Error {
         }
         io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {
             anyhow!("{what}: corrupt archive: {e}")
+        }
+        // The tar parser reports a bad header as `Other`, quoting the header's bytes:
+        // name the problem instead.
+        io::ErrorKind::Other if e.get_ref().is_some() => {
+            anyhow!("{what}: corrupt archive: invalid tar header")
         }
         _ => anyhow!("{what}: {e}"),
     }

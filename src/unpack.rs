@@ -83,9 +83,31 @@ impl Handler for Unpacker {
 }
 
 /// Unpacks the archive read from `input` (named `what` in errors) into `dir`.
-/// Returns the repositories unpacked.
+/// Returns the repositories unpacked. When it fails, the directories it created for `dir`
+/// (which may not have existed) are removed again: the target is left as it was.
 pub fn unpack(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<String>> {
+    let created = missing_ancestors(dir);
     fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let result = unpack_into(input, what, dir);
+    if result.is_err() {
+        // Deepest first; `remove_dir` only removes what is still empty.
+        for d in &created {
+            let _ = fs::remove_dir(d);
+        }
+    }
+    result
+}
+
+/// `dir` and those of its ancestors that do not exist, deepest first.
+fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .take_while(|a| fs::symlink_metadata(a).is_err())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+fn unpack_into(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<String>> {
     let staging = tempfile::Builder::new()
         .prefix(".oci-unpack-")
         .tempdir_in(dir)

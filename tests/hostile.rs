@@ -185,7 +185,12 @@ impl Backup {
         );
         let layout = root.join(REPO);
         let entries = layout_entries(&layout);
-        assert_eq!(entries.len(), 1, "test setup: one entry in {}", layout.display());
+        assert_eq!(
+            entries.len(),
+            1,
+            "test setup: one entry in {}",
+            layout.display()
+        );
         let manifest = entries[0].digest.clone();
         let manifest_bytes = layout_blob(&layout, &manifest).expect("test setup: manifest blob");
         let m: serde_json::Value =
@@ -401,7 +406,12 @@ fn unpack_and_expect_refusal(
 
 /// `oci-restore --plain-http --input ARCHIVE|- ADDR/ns`; asserts one error line naming the
 /// input and the reason, and returns the run's description.
-fn restore_and_expect_refusal(dst: &Registry, archive: &[u8], via_stdin: bool, reasons: &[&str]) -> String {
+fn restore_and_expect_refusal(
+    dst: &Registry,
+    archive: &[u8],
+    via_stdin: bool,
+    reasons: &[&str],
+) -> String {
     let dir = TempDir::new().expect("test setup: temp dir");
     let path = dir.path().join("hostile.tgz");
     fs::write(&path, archive).expect("test setup: write archive");
@@ -447,7 +457,11 @@ fn assert_refused(
     let archive = encode(&h.tar);
     for via_stdin in [false, true] {
         let ctx = restore_and_expect_refusal(dst, &archive, via_stdin, reasons);
-        assert_eq!(catalog(dst), Vec::<String>::new(), "something was pushed:\n{ctx}");
+        assert_eq!(
+            catalog(dst),
+            Vec::<String>::new(),
+            "something was pushed:\n{ctx}"
+        );
     }
     for e in &h.escapes {
         assert!(!exists_at_all(e), "restore created {}", e.display());
@@ -515,7 +529,10 @@ fn dotdot_names_carried_by_pax_and_gnu_long_name_headers_are_refused() {
     assert_refused(&fx, &dst, gzip, DOTDOT, |sb| Hostile {
         tar: first_then_layout(
             &fx,
-            vec![gnu_long_name(name), file("library/app/oci-layout", b"pwned\n")],
+            vec![
+                gnu_long_name(name),
+                file("library/app/oci-layout", b"pwned\n"),
+            ],
         ),
         escapes: vec![sb.resolve(name)],
     });
@@ -556,8 +573,14 @@ fn symbolic_links_are_refused_and_nothing_is_written_through_them_or_pushed() {
         }
     });
     assert_refused(&fx, &dst, gzip, &["symbolic link"], |sb| Hostile {
-        tar: first_then_layout(&fx, vec![symlink("library/app/blobs", "../../../../outside-rel")]),
-        escapes: vec![sb.parent.join("outside-rel"), sb.parent.join("a/outside-rel")],
+        tar: first_then_layout(
+            &fx,
+            vec![symlink("library/app/blobs", "../../../../outside-rel")],
+        ),
+        escapes: vec![
+            sb.parent.join("outside-rel"),
+            sb.parent.join("a/outside-rel"),
+        ],
     });
     // A blob name that is a link to a system file.
     let name = fx.one.name(&fx.one.manifest);
@@ -575,12 +598,18 @@ fn hard_links_other_than_to_an_earlier_copy_of_the_same_blob_are_refused() {
     let not_same_blob = &["hard link"];
     // To a non-blob of the archive (it comes later, as in the valid layout).
     assert_refused(&fx, &dst, gzip, not_same_blob, |_| {
-        hostile(first_then_layout(&fx, vec![hard_link(&manifest, "library/app/index.json")]))
+        hostile(first_then_layout(
+            &fx,
+            vec![hard_link(&manifest, "library/app/index.json")],
+        ))
     });
     // To a blob name of another repository that the archive never holds.
     let elsewhere = blob_name("other/", &fx.one.manifest);
     assert_refused(&fx, &dst, gzip, not_same_blob, |_| {
-        hostile(first_then_layout(&fx, vec![hard_link(&manifest, &elsewhere)]))
+        hostile(first_then_layout(
+            &fx,
+            vec![hard_link(&manifest, &elsewhere)],
+        ))
     });
     // To an earlier blob with another digest (the config under the manifest's name). The
     // config before it is small and held, never pushed, so nothing may reach the registry.
@@ -605,13 +634,19 @@ fn hard_links_other_than_to_an_earlier_copy_of_the_same_blob_are_refused() {
     });
     // To a system file by absolute name.
     assert_refused(&fx, &dst, gzip, &["hard link", "absolute"], |_| {
-        hostile(first_then_layout(&fx, vec![hard_link(&manifest, "/etc/passwd")]))
+        hostile(first_then_layout(
+            &fx,
+            vec![hard_link(&manifest, "/etc/passwd")],
+        ))
     });
     // To a file outside the target by `..`: the file exists, so a link would work.
     assert_refused(&fx, &dst, gzip, &["hard link", "'..'"], |sb| {
         let victim = sb.parent.join("a/victim.txt");
         fs::write(&victim, b"victim\n").expect("test setup: victim file");
-        hostile(first_then_layout(&fx, vec![hard_link(&manifest, "../../victim.txt")]))
+        hostile(first_then_layout(
+            &fx,
+            vec![hard_link(&manifest, "../../victim.txt")],
+        ))
     });
 }
 
@@ -640,7 +675,10 @@ fn fifos_are_refused_and_nothing_is_written_or_pushed() {
     let dst = Registry::start();
     let name = fx.one.name(&fx.one.config);
     assert_refused(&fx, &dst, gzip, &["type fifo", "fifo"], |_| {
-        hostile(first_then_layout(&fx, vec![entry(&name, tar::EntryType::Fifo)]))
+        hostile(first_then_layout(
+            &fx,
+            vec![entry(&name, tar::EntryType::Fifo)],
+        ))
     });
 }
 
@@ -656,9 +694,18 @@ fn malformed_digests_in_blob_names_are_refused_and_nothing_is_written_or_pushed(
         format!("library/app/blobs/md5/{}", &hex[..32]),
     ];
     for name in &names {
-        assert_refused(&fx, &dst, gzip, &["not a blob name", "invalid digest"], |_| {
-            hostile(first_then_layout(&fx, vec![file(name, &fx.one.blob(&fx.one.config))]))
-        });
+        assert_refused(
+            &fx,
+            &dst,
+            gzip,
+            &["not a blob name", "invalid digest"],
+            |_| {
+                hostile(first_then_layout(
+                    &fx,
+                    vec![file(name, &fx.one.blob(&fx.one.config))],
+                ))
+            },
+        );
     }
 }
 
@@ -666,9 +713,16 @@ fn malformed_digests_in_blob_names_are_refused_and_nothing_is_written_or_pushed(
 fn unexpected_file_names_are_refused_and_nothing_is_written_or_pushed() {
     let fx = fixture();
     let dst = Registry::start();
-    for name in ["library/app/evil.sh", "evil.sh", "library/app/blobs/evil.sh"] {
+    for name in [
+        "library/app/evil.sh",
+        "evil.sh",
+        "library/app/blobs/evil.sh",
+    ] {
         assert_refused(&fx, &dst, gzip, &["not a file of an oci layout"], |_| {
-            hostile(first_then_layout(&fx, vec![file(name, b"#!/bin/sh\nrm -rf /\n")]))
+            hostile(first_then_layout(
+                &fx,
+                vec![file(name, b"#!/bin/sh\nrm -rf /\n")],
+            ))
         });
     }
 }
@@ -686,9 +740,18 @@ fn a_blob_whose_content_does_not_match_its_name_is_refused_and_nothing_is_pushed
         hostile(first_then_layout(&fx, vec![file(&config, &tampered)]))
     });
     // Another size: a size mismatch (or a digest mismatch).
-    assert_refused(&fx, &dst, gzip, &["size mismatch", "digest mismatch"], |_| {
-        hostile(first_then_layout(&fx, vec![file(&config, &fx.one.blob(&fx.one.layer))]))
-    });
+    assert_refused(
+        &fx,
+        &dst,
+        gzip,
+        &["size mismatch", "digest mismatch"],
+        |_| {
+            hostile(first_then_layout(
+                &fx,
+                vec![file(&config, &fx.one.blob(&fx.one.layer))],
+            ))
+        },
+    );
 }
 
 /// The layer arrives after index.json and the manifest, so restore streams it to the
@@ -730,7 +793,11 @@ fn a_tampered_layer_streamed_after_its_manifest_stops_the_restore_before_any_man
     for via_stdin in [false, true] {
         let ctx = restore_and_expect_refusal(&dst, &archive, via_stdin, reasons);
         let repo = format!("ns/{REPO}");
-        assert_eq!(tags(&dst, &repo), Vec::<String>::new(), "a tag was pushed:\n{ctx}");
+        assert_eq!(
+            tags(&dst, &repo),
+            Vec::<String>::new(),
+            "a tag was pushed:\n{ctx}"
+        );
         assert!(
             get_manifest(&dst, &repo, &fx.one.manifest).is_none(),
             "the manifest was pushed:\n{ctx}"
@@ -739,7 +806,11 @@ fn a_tampered_layer_streamed_after_its_manifest_stops_the_restore_before_any_man
             !blob_exists(&dst, &repo, &fx.one.layer),
             "the layer was committed from tampered bytes:\n{ctx}"
         );
-        assert_eq!(catalog(&dst), Vec::<String>::new(), "something was pushed:\n{ctx}");
+        assert_eq!(
+            catalog(&dst),
+            Vec::<String>::new(),
+            "something was pushed:\n{ctx}"
+        );
     }
 }
 
@@ -752,15 +823,21 @@ fn a_tampered_layer_streamed_after_its_manifest_stops_the_restore_before_any_man
 /// layer may already be uploaded when the bad entry is read; that is acceptable (blobs
 /// without a manifest are invisible garbage), so the catalog is not checked here.
 #[test]
-fn a_hostile_entry_after_a_valid_layout_leaves_the_target_unchanged_and_pushes_no_manifest_or_tag(
-) {
+fn a_hostile_entry_after_a_valid_layout_leaves_the_target_unchanged_and_pushes_no_manifest_or_tag()
+{
     let fx = fixture();
     let dst = Registry::start();
     let cases: Vec<(Entry, &[&str])> = vec![
-        (file("library/app/evil.sh", b"#!/bin/sh\n"), &["not a file of an oci layout"]),
+        (
+            file("library/app/evil.sh", b"#!/bin/sh\n"),
+            &["not a file of an oci layout"],
+        ),
         (file("../../escape-late.txt", b"pwned\n"), DOTDOT),
         (symlink("library/app/link", "/etc"), &["symbolic link"]),
-        (entry("library/app/fifo", tar::EntryType::Fifo), &["type fifo"]),
+        (
+            entry("library/app/fifo", tar::EntryType::Fifo),
+            &["type fifo"],
+        ),
     ];
     for (bad, reasons) in cases {
         let mut all = fx.one.entries.clone();
@@ -779,7 +856,11 @@ fn a_hostile_entry_after_a_valid_layout_leaves_the_target_unchanged_and_pushes_n
         for via_stdin in [false, true] {
             let ctx = restore_and_expect_refusal(&dst, &archive, via_stdin, reasons);
             let repo = format!("ns/{REPO}");
-            assert_eq!(tags(&dst, &repo), Vec::<String>::new(), "a tag was pushed:\n{ctx}");
+            assert_eq!(
+                tags(&dst, &repo),
+                Vec::<String>::new(),
+                "a tag was pushed:\n{ctx}"
+            );
             assert!(
                 get_manifest(&dst, &repo, &fx.one.manifest).is_none(),
                 "the manifest was pushed:\n{ctx}"
@@ -802,7 +883,12 @@ fn a_truncated_archive_gives_one_clear_error_and_no_tag_is_pushed() {
     let tgz = tmp.path().join("backup.tgz");
     run_ok(
         "oci-backup",
-        &["--plain-http", "--output", path_str(&tgz), &src.reference(REPO, "1")],
+        &[
+            "--plain-http",
+            "--output",
+            path_str(&tgz),
+            &src.reference(REPO, "1"),
+        ],
         &[],
     );
     let whole = fs::read(&tgz).expect("test setup: read backup.tgz");
@@ -840,35 +926,93 @@ fn an_archive_cut_at_an_entry_boundary_is_refused_as_incomplete_and_nothing_is_p
     unpack_and_expect_refusal(&sb, &cut, false, &[], reasons);
     for via_stdin in [false, true] {
         let ctx = restore_and_expect_refusal(&dst, &cut, via_stdin, reasons);
-        assert_eq!(catalog(&dst), Vec::<String>::new(), "something was pushed:\n{ctx}");
+        assert_eq!(
+            catalog(&dst),
+            Vec::<String>::new(),
+            "something was pushed:\n{ctx}"
+        );
     }
 }
 
+/// `bytes` on stdin of `oci-unpack -C TARGET -` and `oci-restore --input - ADDR/ns`: exit 1,
+/// one line naming stdin and giving one of `reasons`, nothing unpacked, nothing pushed.
+fn assert_stdin_refused(dst: &Registry, what: &str, bytes: &[u8], reasons: &[&str]) {
+    let sb = Sandbox::new();
+    let args = ["-C", path_str(&sb.target), "-"];
+    let out = run_with_stdin_bytes("oci-unpack", &args, &[], bytes);
+    assert_single_error_line("oci-unpack", &args, &out, &["stdin"], reasons);
+    assert_eq!(
+        snapshot(&sb.target),
+        BTreeMap::new(),
+        "{what}: target changed"
+    );
+
+    let target = format!("{}/ns", dst.addr());
+    let args = ["--plain-http", "--input", "-", target.as_str()];
+    let out = run_with_stdin_bytes("oci-restore", &args, &[], bytes);
+    assert_single_error_line("oci-restore", &args, &out, &["stdin"], reasons);
+    assert_eq!(
+        catalog(dst),
+        Vec::<String>::new(),
+        "{what}: something was pushed"
+    );
+}
+
 #[test]
-fn input_that_is_not_an_archive_gives_one_clear_error_on_stdin() {
+fn stdin_that_is_neither_gzip_nor_tar_gives_one_clear_error() {
     let dst = Registry::start();
     let hello = b"hello world\n".repeat(100);
+    assert_stdin_refused(&dst, "text", &hello, &["not a gzip"]);
+    assert_stdin_refused(&dst, "empty input", b"", &["empty"]);
+    // Starts with the gzip magic but is no deflate stream.
     let mut bad_gzip = vec![0x1f, 0x8b];
     bad_gzip.extend_from_slice(&b"not really deflate data".repeat(40));
-    let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
-        ("text", hello.clone(), &["not a gzip"]),
-        ("empty", Vec::new(), &["empty"]),
-        ("gzip of text", gzip(&hello), &["corrupt", "not a tar", "checksum"]),
-        ("bad gzip", bad_gzip, &["corrupt", "invalid", "gzip", "deflate"]),
-    ];
-    for (what, bytes, reasons) in cases {
-        let sb = Sandbox::new();
-        let args = ["-C", path_str(&sb.target), "-"];
-        let out = run_with_stdin_bytes("oci-unpack", &args, &[], &bytes);
-        assert_single_error_line("oci-unpack", &args, &out, &["stdin"], reasons);
-        assert_eq!(snapshot(&sb.target), BTreeMap::new(), "{what}: target changed");
+    assert_stdin_refused(&dst, "bad gzip", &bad_gzip, &["corrupt", "invalid", "gzip"]);
+}
 
-        let target = format!("{}/ns", dst.addr());
-        let args = ["--plain-http", "--input", "-", target.as_str()];
-        let out = run_with_stdin_bytes("oci-restore", &args, &[], &bytes);
-        assert_single_error_line("oci-restore", &args, &out, &["stdin"], reasons);
-        assert_eq!(catalog(&dst), Vec::<String>::new(), "{what}: something was pushed");
-    }
+/// Valid gzip whose content is not a tar: the error must say so ("not a tar archive" or
+/// "corrupt archive"), not quote the tar library's header-parsing jargon and input bytes.
+#[test]
+fn gzip_whose_content_is_not_a_tar_gives_one_clear_error() {
+    let dst = Registry::start();
+    let hello = b"hello world\n".repeat(100);
+    assert_stdin_refused(
+        &dst,
+        "gzip of text",
+        &gzip(&hello),
+        &["not a tar", "corrupt"],
+    );
+}
+
+/// "A refused archive leaves the target as it was": a target directory that did not exist
+/// must not exist afterwards either (nor its missing parents).
+#[test]
+fn a_refused_archive_does_not_create_a_missing_target_directory() {
+    let tmp = TempDir::new().expect("test setup: temp dir");
+    let archive = tmp.path().join("hostile.tgz");
+    fs::write(
+        &archive,
+        gzip(&tar_of(&[file("library/app/evil.sh", b"#!/bin/sh\n")])),
+    )
+    .expect("test setup: write archive");
+    let parent = tmp.path().join("parent");
+    fs::create_dir(&parent).expect("test setup: parent dir");
+    let target = parent.join("new/target");
+    let args = ["-C", path_str(&target), path_str(&archive)];
+    let out = run("oci-unpack", &args, &[]);
+    assert_single_error_line(
+        "oci-unpack",
+        &args,
+        &out,
+        &[path_str(&archive)],
+        &["not a file of an oci layout"],
+    );
+    assert_eq!(
+        snapshot(&parent),
+        BTreeMap::new(),
+        "the refused unpack created directories:\n{}",
+        describe("oci-unpack", &args, &out)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,7 +1027,11 @@ fn assert_accepted(archive: &[u8], repo: &str, manifest: &str, dst: &Registry) {
     fs::write(&path, archive).expect("test setup: write archive");
 
     let target = tmp.path().join("target");
-    run_ok("oci-unpack", &["-C", path_str(&target), path_str(&path)], &[]);
+    run_ok(
+        "oci-unpack",
+        &["-C", path_str(&target), path_str(&path)],
+        &[],
+    );
     let layout = target.join(repo);
     let entries = layout_entries(&layout);
     assert_eq!(entries.len(), 1, "{}: index.json entries", layout.display());
@@ -892,9 +1040,18 @@ fn assert_accepted(archive: &[u8], repo: &str, manifest: &str, dst: &Registry) {
     assert_blob_files_verify(&layout);
 
     let dest = format!("{}/ns", dst.addr());
-    run_ok_with_stdin_file("oci-restore", &["--plain-http", "--input", "-", &dest], &[], &path);
+    run_ok_with_stdin_file(
+        "oci-restore",
+        &["--plain-http", "--input", "-", &dest],
+        &[],
+        &path,
+    );
     let pushed = format!("ns/{repo}");
-    assert_eq!(tags(dst, &pushed), vec!["1".to_string()], "tags of {pushed}");
+    assert_eq!(
+        tags(dst, &pushed),
+        vec!["1".to_string()],
+        "tags of {pushed}"
+    );
     let (digest, _, _) = get_manifest(dst, &pushed, "1")
         .unwrap_or_else(|| panic!("{pushed}:1 missing after restore"));
     assert_eq!(digest, manifest, "{pushed}:1");
@@ -910,7 +1067,11 @@ fn an_uncompressed_tar_of_a_layout_is_accepted_and_round_trips() {
     let path = tmp.path().join("layout.tar");
     fs::write(&path, tar_of(&fx.one.entries)).expect("test setup: write tar");
     let target = format!("{}/other", dst.addr());
-    run_ok("oci-restore", &["--plain-http", "--input", path_str(&path), &target], &[]);
+    run_ok(
+        "oci-restore",
+        &["--plain-http", "--input", path_str(&path), &target],
+        &[],
+    );
     assert_layout_restored(&fx.one.layout(), &dst, &format!("other/{REPO}"));
 }
 
