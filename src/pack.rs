@@ -4,12 +4,13 @@
 //! from a directory (`oci-pack`) or are planned straight from a registry (`oci-fetch -o -`,
 //! `oci-backup -o FILE`), so nothing is staged on disk.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::archive::{self, entry_path, Writer};
 use crate::copy::{self, Plan, Root, Source};
@@ -29,6 +30,11 @@ pub struct Part<'a> {
 }
 
 /// Writes `parts` to `w`: small files first, then blobs.
+///
+/// Blobs are read ahead: while one is written (compressed, checksummed), the next
+/// [`READ_AHEAD`] are already being read and verified by their own threads, each through a
+/// bounded channel, so a slow source (a registry answering one request at a time) and a busy
+/// writer overlap, and memory stays under `READ_AHEAD` x [`CHUNKS_AHEAD`] x [`CHUNK`].
 pub fn write_parts<W: Write>(w: &mut Writer<W>, parts: &[Part<'_>]) -> Result<()> {
     for p in parts {
         w.add_file(&entry_path(&p.repo, OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT)?;
@@ -40,6 +46,9 @@ pub fn write_parts<W: Write>(w: &mut Writer<W>, parts: &[Part<'_>]) -> Result<()
             }
         }
     }
+    // Every blob entry in archive order: read it, or link it to its first copy.
+    let mut entries: Vec<(&Part<'_>, &Descriptor, bool)> = Vec::new();
+    let mut written: HashSet<Digest> = HashSet::new();
     for p in parts {
         let mut done: HashSet<Digest> = p
             .plans
@@ -55,18 +64,115 @@ pub fn write_parts<W: Write>(w: &mut Writer<W>, parts: &[Part<'_>]) -> Result<()
             if !done.insert(desc.digest.clone()) {
                 continue;
             }
-            if w.has_blob(&desc.digest) {
+            let link = w.has_blob(&desc.digest) || !written.insert(desc.digest.clone());
+            entries.push((p, desc, link));
+        }
+    }
+    std::thread::scope(|scope| -> Result<()> {
+        let mut to_read = entries.iter().filter(|(_, _, link)| !link);
+        let mut ahead: VecDeque<Receiver<io::Result<Vec<u8>>>> = VecDeque::new();
+        let mut start_next = |ahead: &mut VecDeque<_>| {
+            if let Some(&(p, desc, _)) = to_read.next() {
+                ahead.push_back(read_ahead(scope, p.source, desc));
+            }
+        };
+        for _ in 0..READ_AHEAD {
+            start_next(&mut ahead);
+        }
+        for &(p, desc, link) in &entries {
+            if link {
                 w.add_link(&p.repo, &desc.digest)?;
                 continue;
             }
-            let mut content = p
-                .source
-                .blob(desc)
+            let rx = ahead
+                .pop_front()
+                .ok_or_else(|| anyhow!("blob {}: not read ahead", desc.digest))?;
+            start_next(&mut ahead);
+            let mut content = ChannelReader {
+                rx,
+                chunk: Vec::new(),
+                at: 0,
+            };
+            w.add_blob(&p.repo, desc, &mut content)
                 .with_context(|| format!("blob {}", desc.digest))?;
-            w.add_blob(&p.repo, desc, &mut content)?;
         }
+        Ok(())
+    })
+}
+
+/// How many blobs are read while an earlier one is written.
+const READ_AHEAD: usize = 4;
+/// Chunks a reader may get ahead of the writer, per blob.
+const CHUNKS_AHEAD: usize = 8;
+const CHUNK: usize = 512 * 1024;
+
+/// Starts reading blob `desc` from `source` on its own thread; its chunks, then any error,
+/// arrive on the returned channel. The thread stops when the receiver is dropped.
+fn read_ahead<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    source: &'scope dyn Source,
+    desc: &'scope Descriptor,
+) -> Receiver<io::Result<Vec<u8>>> {
+    let (tx, rx) = sync_channel(CHUNKS_AHEAD);
+    scope.spawn(move || {
+        let mut reader = match source.blob(desc) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(io::Error::other(format!("{e:#}"))));
+                return;
+            }
+        };
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let mut filled = 0;
+            // Fill whole chunks: fewer, larger messages.
+            while filled < CHUNK {
+                match reader.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                return; // end of blob: dropping `tx` ends the channel
+            }
+            chunk.truncate(filled);
+            if tx.send(Ok(chunk)).is_err() {
+                return; // the writer gave up
+            }
+        }
+    });
+    rx
+}
+
+/// The reading end of [`read_ahead`].
+struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
-    Ok(())
 }
 
 /// The index a set of roots gives: one entry per tag, untagged entries by digest.
