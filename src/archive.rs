@@ -64,13 +64,22 @@ fn compressible(sample: &[u8]) -> bool {
 /// The archive's byte stream: plain tar, or gzip made of members, each compressed or
 /// stored according to what it holds. Multi-member gzip is standard: gunzip, GNU tar and
 /// every gzip library read it as one stream.
+///
+/// The compressor is fed in pieces of exactly [`FEED`] bytes (the last of a member may be
+/// shorter), whatever sizes the writes come in: deflate's block boundaries (stored blocks
+/// above all) follow the sizes of its input, and the archive must not depend on how a
+/// registry response or a pipe happened to deliver the content.
 pub enum Output<W: Write> {
     Plain(W),
     Gzip {
         member: Option<GzEncoder<W>>,
         level: u32,
+        pending: Vec<u8>,
     },
 }
+
+/// The size of every piece handed to the compressor.
+const FEED: usize = 64 * 1024;
 
 impl<W: Write> Output<W> {
     pub fn plain(w: W) -> Output<W> {
@@ -81,20 +90,23 @@ impl<W: Write> Output<W> {
         Output::Gzip {
             member: Some(gzip_member(w, GZIP_LEVEL)),
             level: GZIP_LEVEL,
+            pending: Vec::with_capacity(FEED),
         }
     }
 
     /// Starts a new gzip member when the next bytes want another level.
     fn set_compressible(&mut self, yes: bool) -> io::Result<()> {
-        let Output::Gzip { member, level } = self else {
+        let Output::Gzip {
+            member,
+            level,
+            pending,
+        } = self
+        else {
             return Ok(());
         };
         let want = if yes { GZIP_LEVEL } else { 0 };
         if want != *level {
-            let w = member
-                .take()
-                .ok_or_else(|| io::Error::other("gzip stream closed"))?
-                .finish()?;
+            let w = finish_member(member.take(), pending)?;
             *member = Some(gzip_member(w, want));
             *level = want;
         }
@@ -105,31 +117,50 @@ impl<W: Write> Output<W> {
     pub fn finish(self) -> io::Result<W> {
         match self {
             Output::Plain(w) => Ok(w),
-            Output::Gzip { member, .. } => member
-                .ok_or_else(|| io::Error::other("gzip stream closed"))?
-                .finish(),
+            Output::Gzip {
+                member,
+                mut pending,
+                ..
+            } => finish_member(member, &mut pending),
         }
     }
+}
+
+/// Feeds what is pending to `member` and ends it.
+fn finish_member<W: Write>(member: Option<GzEncoder<W>>, pending: &mut Vec<u8>) -> io::Result<W> {
+    let mut m = member.ok_or_else(|| io::Error::other("gzip stream closed"))?;
+    m.write_all(pending)?;
+    pending.clear();
+    m.finish()
 }
 
 impl<W: Write> Write for Output<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Output::Plain(w) => w.write(buf),
-            Output::Gzip { member, .. } => member
-                .as_mut()
-                .ok_or_else(|| io::Error::other("gzip stream closed"))?
-                .write(buf),
+            Output::Gzip {
+                member, pending, ..
+            } => {
+                let m = member
+                    .as_mut()
+                    .ok_or_else(|| io::Error::other("gzip stream closed"))?;
+                let n = buf.len().min(FEED - pending.len());
+                pending.extend_from_slice(&buf[..n]);
+                if pending.len() == FEED {
+                    m.write_all(pending)?;
+                    pending.clear();
+                }
+                Ok(n)
+            }
         }
     }
 
+    /// Flushes the plain writer; a gzip stream is only flushed by [`Output::finish`] (a
+    /// flush in between would put a sync block where the timing of the call says).
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Output::Plain(w) => w.flush(),
-            Output::Gzip { member, .. } => match member {
-                Some(m) => m.flush(),
-                None => Ok(()),
-            },
+            Output::Gzip { .. } => Ok(()),
         }
     }
 }
@@ -306,13 +337,23 @@ pub fn read(input: impl Read, what: &str, handler: &mut dyn Handler) -> Result<(
         if !looks_like_tar(&first) {
             bail!("{what}: gzip data that is not a tar archive");
         }
-        read_tar(io::Cursor::new(first).chain(decoder), what, handler)
+        let mut input = io::Cursor::new(first).chain(decoder);
+        read_tar(&mut input, what, handler)?;
+        drain(&mut input, what)
     } else {
         if head.len() < 512 || !looks_like_tar(head) {
             bail!("{what}: not a gzip-compressed tar (nor a plain tar)");
         }
-        read_tar(buffered, what, handler)
+        read_tar(&mut buffered, what, handler)?;
+        drain(&mut buffered, what)
     }
+}
+
+/// Reads what follows the end-of-archive marker (the record padding, the gzip trailer):
+/// only then are the last CRC and size checked, and a tail cut short noticed.
+fn drain(input: &mut impl Read, what: &str) -> Result<()> {
+    io::copy(input, &mut io::sink()).map_err(|e| input_error(what, e))?;
+    Ok(())
 }
 
 /// Reads up to one tar block (512 bytes) from `input`.
@@ -329,7 +370,7 @@ fn looks_like_tar(block: &[u8]) -> bool {
         || (block.len() == 512 && block.iter().all(|&b| b == 0))
 }
 
-fn read_tar(input: impl Read, what: &str, handler: &mut dyn Handler) -> Result<()> {
+fn read_tar(input: &mut impl Read, what: &str, handler: &mut dyn Handler) -> Result<()> {
     let mut archive = tar::Archive::new(input);
     let entries = archive
         .entries()
@@ -594,6 +635,64 @@ mod tests {
             .collect();
         assert!(!compressible(&random));
         assert!(compressible(&b"{\"schemaVersion\": 2}\n".repeat(100)));
+    }
+
+    /// Hands out `data` in pieces whose sizes follow `sizes`, cycling.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        sizes: Vec<usize>,
+        n: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let want = self.sizes[self.n % self.sizes.len()];
+            self.n += 1;
+            let k = want.min(buf.len()).min(self.data.len());
+            buf[..k].copy_from_slice(&self.data[..k]);
+            self.data = &self.data[k..];
+            Ok(k)
+        }
+    }
+
+    fn pseudo_random(len: usize) -> Vec<u8> {
+        let mut x: u64 = 88172645463325252;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Reproducible archives: the bytes must not depend on how the content was read (a
+    /// registry's response, a pipe, a file each deliver it in other pieces).
+    #[test]
+    fn archive_bytes_do_not_depend_on_how_blob_content_is_chunked() {
+        let stored = pseudo_random(3 << 20);
+        let text = b"compressible text, line after line\n".repeat(60_000);
+        let archive = |sizes: &[usize]| {
+            let mut w = Writer::new(Output::gzip(Vec::new()));
+            w.add_file("a/oci-layout", b"{}").unwrap();
+            for data in [&stored[..], &text[..]] {
+                let mut r = Chunked {
+                    data,
+                    sizes: sizes.to_vec(),
+                    n: 0,
+                };
+                w.add_blob("a", &blob(data), &mut r).unwrap();
+            }
+            w.finish().unwrap()
+        };
+        let whole = archive(&[usize::MAX]);
+        for sizes in [&[4096][..], &[1, 7000, 333, 65536, 10], &[131072, 17]] {
+            assert!(
+                archive(sizes) == whole,
+                "archive differs for reads of {sizes:?}"
+            );
+        }
     }
 
     #[test]

@@ -911,6 +911,47 @@ fn a_truncated_archive_gives_one_clear_error_and_no_tag_is_pushed() {
     }
 }
 
+/// The gzip trailer (CRC-32 and size) is the archive's last check: a tail cut by a few
+/// bytes, or a damaged CRC, must be refused even though every tar entry was complete.
+#[test]
+fn a_damaged_gzip_trailer_is_refused_and_no_tag_is_pushed() {
+    let src = Registry::start();
+    push_simple_image(&src, REPO, &["1"], "x");
+    let tmp = TempDir::new().expect("test setup: temp dir");
+    let tgz = tmp.path().join("backup.tgz");
+    run_ok(
+        "oci-backup",
+        &[
+            "--plain-http",
+            "--output",
+            path_str(&tgz),
+            &src.reference(REPO, "1"),
+        ],
+        &[],
+    );
+    let whole = fs::read(&tgz).expect("test setup: read backup.tgz");
+    let dst = Registry::start();
+    let mut damaged: Vec<(String, Vec<u8>)> = [1, 4, 8]
+        .iter()
+        .map(|n| (format!("cut by {n}"), whole[..whole.len() - n].to_vec()))
+        .collect();
+    let mut bad_crc = whole.clone();
+    let crc_at = bad_crc.len() - 8;
+    bad_crc[crc_at] ^= 0xff;
+    damaged.push(("bad crc".to_string(), bad_crc));
+    let reasons = &["truncated", "corrupt", "checksum"];
+    for (what, bytes) in &damaged {
+        let sb = Sandbox::new();
+        unpack_and_expect_refusal(&sb, bytes, false, &[], reasons);
+        let ctx = restore_and_expect_refusal(&dst, bytes, true, reasons);
+        assert_eq!(
+            tags(&dst, &format!("ns/{REPO}")),
+            Vec::<String>::new(),
+            "{what}: a tag was pushed:\n{ctx}"
+        );
+    }
+}
+
 /// A tar cut exactly at an entry boundary (no end-of-archive marker) after index.json and
 /// the manifest: the tar format cannot tell, so the missing blobs must be noticed.
 #[test]
