@@ -875,8 +875,8 @@ fn a_hostile_entry_after_a_valid_layout_leaves_the_target_unchanged_and_pushes_n
 
 const TRUNCATED: &[&str] = &["truncated", "unexpected end", "incomplete"];
 
-#[test]
-fn a_truncated_archive_gives_one_clear_error_and_no_tag_is_pushed() {
+/// The bytes of `oci-backup --output backup.tgz` of a one-tag image on a new registry.
+fn backup_tgz_of_a_simple_image() -> Vec<u8> {
     let src = Registry::start();
     push_simple_image(&src, REPO, &["1"], "x");
     let tmp = TempDir::new().expect("test setup: temp dir");
@@ -891,7 +891,12 @@ fn a_truncated_archive_gives_one_clear_error_and_no_tag_is_pushed() {
         ],
         &[],
     );
-    let whole = fs::read(&tgz).expect("test setup: read backup.tgz");
+    fs::read(&tgz).expect("test setup: read backup.tgz")
+}
+
+#[test]
+fn a_truncated_archive_gives_one_clear_error_and_no_tag_is_pushed() {
+    let whole = backup_tgz_of_a_simple_image();
     assert!(whole.len() > 200, "test setup: archive too small to cut");
     let half = &whole[..whole.len() / 2];
     let dst = Registry::start();
@@ -915,21 +920,7 @@ fn a_truncated_archive_gives_one_clear_error_and_no_tag_is_pushed() {
 /// bytes, or a damaged CRC, must be refused even though every tar entry was complete.
 #[test]
 fn a_damaged_gzip_trailer_is_refused_and_no_tag_is_pushed() {
-    let src = Registry::start();
-    push_simple_image(&src, REPO, &["1"], "x");
-    let tmp = TempDir::new().expect("test setup: temp dir");
-    let tgz = tmp.path().join("backup.tgz");
-    run_ok(
-        "oci-backup",
-        &[
-            "--plain-http",
-            "--output",
-            path_str(&tgz),
-            &src.reference(REPO, "1"),
-        ],
-        &[],
-    );
-    let whole = fs::read(&tgz).expect("test setup: read backup.tgz");
+    let whole = backup_tgz_of_a_simple_image();
     let dst = Registry::start();
     let mut damaged: Vec<(String, Vec<u8>)> = [1, 4, 8]
         .iter()
