@@ -164,7 +164,7 @@ pub fn push_dir(dir: &Path, target: &Target, opts: &Options, log: &Log) {
         Err(e) => return log.error(format!("{e:#}")),
     };
     if layouts.is_empty() {
-        log.info(format!(
+        log.error(format!(
             "{}: no OCI layouts (no index.json) found",
             dir.display()
         ));
@@ -505,7 +505,7 @@ pub fn push_stream(input: impl Read, what: &str, target: &Target, opts: &Options
         report(log, &from, &sink, &roots, results);
     }
     if !any {
-        log.info(format!(
+        log.error(format!(
             "{what}: no OCI layouts (no index.json) in the archive"
         ));
     }

@@ -142,6 +142,28 @@ fn restore_and_push_to_unreachable_registry_fail_with_one_line() {
     }
 }
 
+/// A directory with no layout in it is a wrong path, not an empty backup: restoring it
+/// must not look like success to a script.
+#[test]
+fn restore_of_a_directory_without_any_layout_fails_with_one_line() {
+    let dst = Registry::start();
+    let dir = TempDir::new().unwrap();
+    fs::create_dir_all(dir.path().join("sub/dir")).unwrap();
+    fs::write(dir.path().join("sub/notes.txt"), b"not a layout\n").unwrap();
+    let target = format!("{}/ns", dst.addr());
+    for (name, flag) in [("oci-restore", "--input"), ("oci-push", "-i")] {
+        let args = ["--plain-http", flag, path_str(dir.path()), &target];
+        let res = run(name, &args, &[]);
+        assert_single_error_line(
+            name,
+            &args,
+            &res,
+            &[path_str(dir.path())],
+            &["no oci layouts"],
+        );
+    }
+}
+
 #[test]
 fn restore_of_a_layout_with_a_missing_blob_fails_for_it_and_restores_the_others() {
     let src = Registry::start();
