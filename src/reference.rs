@@ -14,15 +14,43 @@ const DOCKER_HUB_API: &str = "registry-1.docker.io";
 pub struct Host(String);
 
 impl Host {
+    /// `NAME[:PORT]` or `[IPV6][:PORT]`, with a port of 1 to 65535 when one is given.
     pub fn parse(s: &str) -> Result<Host, String> {
         if s.is_empty() {
             return Err("empty registry host".into());
         }
-        let ok = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
-        if !ok {
-            return Err(format!("invalid registry host {s:?}"));
+        let bad = || format!("invalid registry host {s:?}");
+        let (name_ok, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (addr, after) = rest.split_once(']').ok_or_else(bad)?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+            };
+            (addr.parse::<std::net::Ipv6Addr>().is_ok(), port)
+        } else {
+            let (name, port) = match s.split_once(':') {
+                Some((n, p)) => (n, Some(p)),
+                None => (s, None),
+            };
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b));
+            (ok, port)
+        };
+        if !name_ok {
+            return Err(bad());
+        }
+        if let Some(p) = port {
+            let valid = !p.is_empty()
+                && p.len() <= 5
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && matches!(p.parse::<u32>(), Ok(1..=65535));
+            if !valid {
+                return Err(format!(
+                    "invalid port {p:?} in registry host {s:?} (1 to 65535)"
+                ));
+            }
         }
         Ok(Host(s.to_string()))
     }
@@ -101,6 +129,11 @@ impl Reference {
             validate_tag(t).map_err(err)?;
         }
         let (host, repository) = split_host(name);
+        if !name.contains('/') && looks_like_a_registry(name, tag) {
+            return Err(err(
+                "a registry host without a repository (write HOST[:PORT]/REPOSITORY[:TAG])".into(),
+            ));
+        }
         let host = Host::parse(host).map_err(err)?;
         let repository = if host.as_str() == DOCKER_HUB && !repository.contains('/') {
             format!("library/{repository}")
@@ -189,6 +222,15 @@ impl fmt::Display for Target {
     }
 }
 
+/// True when a reference without '/' (which Docker would read as a Docker Hub repository)
+/// is surely a registry host the user meant: `localhost`, an IP address, or a dotted name
+/// with a numeric "tag" (`registry.example.com:5000`).
+fn looks_like_a_registry(name: &str, tag: Option<&str>) -> bool {
+    name == "localhost"
+        || name.parse::<std::net::IpAddr>().is_ok()
+        || (name.contains('.') && tag.is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit())))
+}
+
 /// Splits `name` into registry host and repository, as Docker does: the first component
 /// is a host when it has a '.' or ':' or is `localhost`; otherwise the host is Docker Hub.
 fn split_host(name: &str) -> (&str, &str) {
@@ -246,6 +288,55 @@ pub fn validate_tag(tag: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_with_bad_ports_or_brackets_are_refused() {
+        for h in [
+            "127.0.0.1:99999",
+            "127.0.0.1:",
+            "host:0",
+            "host:5o00",
+            "[::1",
+            "[::1]5000",
+            "[zz]:5000",
+            "a:1:2",
+        ] {
+            assert!(Host::parse(h).is_err(), "{h} accepted");
+        }
+        for h in [
+            "localhost:5000",
+            "[::1]:5000",
+            "[::1]",
+            "127.0.0.1:65535",
+            "registry.k8s.io",
+        ] {
+            assert!(Host::parse(h).is_ok(), "{h} refused");
+        }
+        let e = Reference::parse("127.0.0.1:99999/x:1").unwrap_err();
+        assert!(e.contains("invalid port \"99999\""), "{e}");
+    }
+
+    #[test]
+    fn a_registry_host_without_a_repository_is_refused() {
+        for r in [
+            "127.0.0.1:46185",
+            "localhost:5000",
+            "localhost",
+            "registry.example.com:5000",
+            "[::1]:5000",
+        ] {
+            assert!(Reference::parse(r).is_err(), "{r} accepted");
+        }
+        // Docker Hub names are still what Docker makes of them.
+        assert_eq!(
+            Reference::parse("alpine:3.19").unwrap().repository,
+            "library/alpine"
+        );
+        assert_eq!(
+            Reference::parse("my.app:v1").unwrap().repository,
+            "library/my.app"
+        );
+    }
 
     #[test]
     fn host_port_nested_repository_and_tag() {

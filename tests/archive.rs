@@ -395,7 +395,7 @@ fn layout_stream_pipelines_do_what_backup_and_restore_do() {
 }
 
 #[test]
-fn ref_list_skips_blanks_and_comments_trims_spaces_and_crlf_and_fetches_duplicates_once() {
+fn ref_list_skips_blanks_comments_and_a_bom_trims_spaces_and_crlf_and_fetches_duplicates_once() {
     let src = registry_with_access_log();
     let (app, _) = push_simple_image(&src, "library/app", &["1"], "list-a");
     let (tool_digest, _) = push_simple_image(&src, "team/tool", &["2.0"], "list-b");
@@ -406,7 +406,7 @@ fn ref_list_skips_blanks_and_comments_trims_spaces_and_crlf_and_fetches_duplicat
     fs::write(
         &list,
         format!(
-            "# images for the mirror\r\n\r\n   {app_ref}   \r\n\t{tool_ref}\r\n   # indented comment\r\n{app_ref}\r\n\r\n"
+            "\u{feff}# images for the mirror\r\n\r\n   {app_ref}   \r\n\t{tool_ref} # the tool\r\n   # indented comment\r\n{app_ref}\t# again\r\n\r\n"
         ),
     )
     .unwrap();

@@ -329,6 +329,13 @@ fn bad_usage_exits_2_with_a_message_for_every_binary() {
             "oci-backup",
             vec!["--input", "-", "--output", d, "127.0.0.1:1/a:1"],
         ),
+        // Malformed hosts are refused before anything is contacted.
+        ("oci-backup", vec!["--output", d, "127.0.0.1:99999/a:1"]),
+        ("oci-backup", vec!["--output", d, "127.0.0.1:/a:1"]),
+        ("oci-backup", vec!["--output", d, "[::1/a:1"]),
+        ("oci-fetch", vec!["-o", d, "127.0.0.1:5000"]),
+        ("oci-restore", vec!["--input", d, "127.0.0.1:99999/ns"]),
+        ("oci-push", vec!["-i", d, "[::1]5000"]),
     ];
     for (name, args) in cases {
         let res = run(name, &args, &[]);

@@ -397,7 +397,8 @@ impl std::io::Write for AtomicFile {
 }
 
 /// References from a list file (or stdin for `-`): one per line; blank lines and `#`
-/// comments skipped; spaces and CR trimmed. A bad line is a usage error naming it.
+/// comments (whole lines, or after a space at the end of one) skipped; spaces, CR and a
+/// leading byte-order mark trimmed. A bad line is a usage error naming it.
 fn refs_from_list(list: &std::path::Path) -> Result<Vec<Reference>, Usage> {
     let (text, name) = if is_dash(list) {
         let mut s = String::new();
@@ -410,7 +411,14 @@ fn refs_from_list(list: &std::path::Path) -> Result<Vec<Reference>, Usage> {
         (s, list.display().to_string())
     };
     let mut refs = Vec::new();
+    // A byte-order mark (editors on Windows write one) is not part of the first reference.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     for (i, line) in text.lines().enumerate() {
+        // A comment runs from a '#' that starts the line or follows a space or tab.
+        let line = match line.find(" #").or_else(|| line.find("\t#")) {
+            Some(at) => &line[..at],
+            None => line,
+        };
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
