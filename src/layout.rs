@@ -12,12 +12,17 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest, VerifyingReader};
+use crate::interrupt;
 use crate::manifest::{Descriptor, MAX_MANIFEST_SIZE, OCI_INDEX};
 
 pub const OCI_LAYOUT_FILE: &str = "oci-layout";
 pub const INDEX_FILE: &str = "index.json";
 pub const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 const INGEST_DIR: &str = "ingest";
+/// Temp names: `<prefix><pid>-<random or digest>` (see `interrupt::remove_stale`).
+const BLOB_PREFIX: &str = "blob-";
+const LINK_PREFIX: &str = "link-";
+const TMP_PREFIX: &str = ".tmp-";
 
 /// A layout's `index.json`. Fields other than these are not kept when we rewrite it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,6 +87,11 @@ impl Layout {
     /// they are missing. An existing `oci-layout` must declare version 1.0.0.
     pub fn create(root: &Path) -> Result<Layout> {
         fs::create_dir_all(root).with_context(|| format!("{}: cannot create", root.display()))?;
+        // What killed runs left behind (their processes are gone).
+        let ingest = root.join(INGEST_DIR);
+        interrupt::remove_stale(&ingest, BLOB_PREFIX);
+        interrupt::remove_stale(&ingest, LINK_PREFIX);
+        interrupt::remove_stale(root, TMP_PREFIX);
         let marker = root.join(OCI_LAYOUT_FILE);
         match fs::read(&marker) {
             Ok(bytes) => check_oci_layout(&bytes, &marker)?,
@@ -175,7 +185,7 @@ impl Layout {
     /// Streams `reader` into the blob `desc`, verifying digest and size before the blob
     /// appears under `blobs/`.
     pub fn write_blob(&self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
-        let mut tmp = self.ingest_file()?;
+        let (mut tmp, _guard) = self.ingest_file()?;
         let mut verified = VerifyingReader::new(reader, &desc.digest, desc.size);
         copy_large(&mut verified, tmp.as_file_mut())
             .with_context(|| format!("blob {}", desc.digest))?;
@@ -187,7 +197,7 @@ impl Layout {
         desc.digest
             .verify(bytes, Some(desc.size))
             .with_context(|| format!("blob {}", desc.digest))?;
-        let mut tmp = self.ingest_file()?;
+        let (mut tmp, _guard) = self.ingest_file()?;
         tmp.write_all(bytes)
             .with_context(|| format!("{}: write failed", tmp.path().display()))?;
         self.persist(tmp, &desc.digest)
@@ -203,7 +213,12 @@ impl Layout {
         }
         let ingest = self.root.join(INGEST_DIR);
         fs::create_dir_all(&ingest)?;
-        let tmp = ingest.join(format!("link-{}-{}", std::process::id(), desc.digest.hex()));
+        let tmp = ingest.join(format!(
+            "{}{}",
+            interrupt::temp_prefix(LINK_PREFIX),
+            desc.digest.hex()
+        ));
+        let _guard = interrupt::Guard::file(&tmp);
         let _ = fs::remove_file(&tmp);
         fs::hard_link(existing, &tmp)?;
         fs::rename(&tmp, &dest).inspect_err(|_| {
@@ -243,14 +258,17 @@ impl Layout {
         let _ = fs::remove_dir(self.root.join(INGEST_DIR));
     }
 
-    fn ingest_file(&self) -> Result<tempfile::NamedTempFile> {
+    /// A temp file under `ingest/`, registered for removal if the run is interrupted.
+    fn ingest_file(&self) -> Result<(tempfile::NamedTempFile, interrupt::Guard)> {
         let ingest = self.root.join(INGEST_DIR);
         fs::create_dir_all(&ingest)
             .with_context(|| format!("{}: cannot create", ingest.display()))?;
-        tempfile::Builder::new()
-            .prefix("blob-")
+        let tmp = tempfile::Builder::new()
+            .prefix(&interrupt::temp_prefix(BLOB_PREFIX))
             .tempfile_in(&ingest)
-            .with_context(|| format!("{}: cannot create a temp file", ingest.display()))
+            .with_context(|| format!("{}: cannot create a temp file", ingest.display()))?;
+        let guard = interrupt::Guard::file(tmp.path());
+        Ok((tmp, guard))
     }
 
     fn persist(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
@@ -295,11 +313,12 @@ fn check_oci_layout(bytes: &[u8], path: &Path) -> Result<()> {
 }
 
 /// Writes `bytes` to `dest` through a temp file in `dir` and a rename.
-fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
+        .prefix(&interrupt::temp_prefix(TMP_PREFIX))
         .tempfile_in(dir)
         .with_context(|| format!("{}: cannot create a temp file", dir.display()))?;
+    let _guard = interrupt::Guard::file(tmp.path());
     tmp.write_all(bytes)
         .with_context(|| format!("{}: write failed", dest.display()))?;
     set_mode_644(tmp.as_file());

@@ -4,13 +4,14 @@
 //! Every tool is one walk (`copy`) between two ends (`store`): a registry repository
 //! (`registry`) or a layout directory (`layout`). `fetch` and `push` are the stages the
 //! binaries compose; `cli` holds the flag definitions shared by help, man pages and
-//! completions.
+//! completions. `interrupt` removes temp files when a run is stopped.
 
 pub mod archive;
 pub mod cli;
 pub mod copy;
 pub mod digest;
 pub mod fetch;
+pub mod interrupt;
 pub mod layout;
 pub mod log;
 pub mod manifest;

@@ -12,8 +12,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::archive::{self, Handler, Item};
 use crate::copy;
 use crate::digest::Digest;
-use crate::layout::{Index, Layout, INDEX_FILE, OCI_LAYOUT_FILE};
+use crate::interrupt;
+use crate::layout::{self, Index, Layout, INDEX_FILE, OCI_LAYOUT_FILE};
 use crate::manifest::Descriptor;
+
+/// The staging directory's name: `<prefix><pid>-<random>`.
+const STAGING_PREFIX: &str = ".oci-unpack-";
 
 /// What the archive held for one layout, besides its blobs (which are in staging).
 #[derive(Default)]
@@ -87,6 +91,12 @@ impl Handler for Unpacker {
 /// (which may not have existed) are removed again: the target is left as it was.
 pub fn unpack(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<String>> {
     let created = missing_ancestors(dir);
+    // Shallowest first: an interruption removes the newest first.
+    let _guards: Vec<_> = created
+        .iter()
+        .rev()
+        .map(|d| interrupt::Guard::empty_dir(d))
+        .collect();
     fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let result = unpack_into(input, what, dir);
     if result.is_err() {
@@ -108,10 +118,13 @@ fn missing_ancestors(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn unpack_into(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<String>> {
+    // A staging directory left by a killed run is removed; one of a running one is kept.
+    interrupt::remove_stale(dir, STAGING_PREFIX);
     let staging = tempfile::Builder::new()
-        .prefix(".oci-unpack-")
+        .prefix(&interrupt::temp_prefix(STAGING_PREFIX))
         .tempdir_in(dir)
         .with_context(|| format!("{}: cannot create a staging directory", dir.display()))?;
+    let _guard = interrupt::Guard::tree(staging.path());
     let mut unpacker = Unpacker {
         staging: staging.path().to_path_buf(),
         layouts: BTreeMap::new(),
@@ -155,7 +168,7 @@ fn unpack_into(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<
                 .index_json
                 .clone()
                 .unwrap_or_default();
-            write_new(&final_dir, &index_path, &bytes)?;
+            layout::write_atomic(&final_dir, &index_path, &bytes)?;
         }
         layout.tidy();
         repos.push(repo);
@@ -279,14 +292,5 @@ fn move_blobs(staged: &Layout, layout: &Layout) -> Result<()> {
                 .with_context(|| format!("{}: cannot move into place", dest.display()))?;
         }
     }
-    Ok(())
-}
-
-fn write_new(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(dest)
-        .map_err(|e| anyhow!("{}: {}", dest.display(), e.error))?;
     Ok(())
 }

@@ -345,6 +345,7 @@ fn write_archive<W: std::io::Write>(
 struct AtomicFile {
     tmp: std::io::BufWriter<tempfile::NamedTempFile>,
     dest: PathBuf,
+    _guard: crate::interrupt::Guard,
 }
 
 impl AtomicFile {
@@ -357,13 +358,18 @@ impl AtomicFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // The temp file of a killed earlier run is removed; one of a running one is kept.
+        let base = format!(".{name}.tmp-");
+        crate::interrupt::remove_stale(&dir, &base);
         let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{name}.tmp-"))
+            .prefix(&crate::interrupt::temp_prefix(&base))
             .tempfile_in(&dir)
             .map_err(|e| anyhow::anyhow!("cannot create a file in {}: {e}", dir.display()))?;
+        let guard = crate::interrupt::Guard::file(tmp.path());
         Ok(AtomicFile {
             tmp: std::io::BufWriter::with_capacity(1 << 20, tmp),
             dest: dest.to_path_buf(),
+            _guard: guard,
         })
     }
 
