@@ -202,7 +202,11 @@ fn leftovers_of_killed_runs_are_removed_by_the_next_run_and_those_of_running_one
     let dir = TempDir::new().expect("test setup: temp dir");
     let out = dir.path().join("mirror");
     fs::create_dir(&out).expect("test setup: mirror dir");
-    run_ok("oci-backup", &["--plain-http", "-o", path_str(&out), &r], &[]);
+    run_ok(
+        "oci-backup",
+        &["--plain-http", "-o", path_str(&out), &r],
+        &[],
+    );
 
     // What SIGKILLed runs would have left, and what a running one (this test) is writing.
     let gone = gone_pid();
@@ -223,8 +227,16 @@ fn leftovers_of_killed_runs_are_removed_by_the_next_run_and_those_of_running_one
     let staging = out.join(format!(".oci-unpack-{gone}-Zx4321"));
     fs::create_dir_all(staging.join("library/app/blobs")).expect("test setup: staging");
 
-    run_ok("oci-backup", &["--plain-http", "-o", path_str(&out), &r], &[]);
-    run_ok("oci-backup", &["--plain-http", "-o", path_str(&tgz), &r], &[]);
+    run_ok(
+        "oci-backup",
+        &["--plain-http", "-o", path_str(&out), &r],
+        &[],
+    );
+    run_ok(
+        "oci-backup",
+        &["--plain-http", "-o", path_str(&tgz), &r],
+        &[],
+    );
     run_ok_with_stdin_file_bytes(
         "oci-unpack",
         &["-C", path_str(&out), "-"],
