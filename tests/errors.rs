@@ -164,6 +164,45 @@ fn restore_of_a_directory_without_any_layout_fails_with_one_line() {
     }
 }
 
+/// A blob damaged on disk fails its own check while it is uploaded: the error must say
+/// that (digest mismatch), not blame the network or quote the upload session's URL.
+#[test]
+fn restore_of_a_corrupted_blob_names_the_mismatch_not_the_network() {
+    let src = Registry::start();
+    push_simple_image(&src, "library/app", &["1.0"], "x");
+    let out = TempDir::new().unwrap();
+    run_ok(
+        "oci-backup",
+        &[
+            "--plain-http",
+            "--output",
+            path_str(out.path()),
+            &src.reference("library/app", "1.0"),
+        ],
+        &[],
+    );
+    let (_, manifest, _) = get_manifest(&src, "library/app", "1.0").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = v["layers"][0]["digest"].as_str().unwrap().to_string();
+    let path = layout_blob_path(&out.path().join("library/app"), &layer);
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, &bytes).unwrap();
+
+    let dst = Registry::start();
+    let args = ["--plain-http", "--input", path_str(out.path()), &dst.addr()];
+    let res = run("oci-restore", &args, &[]);
+    assert_single_error_line("oci-restore", &args, &res, &[&layer], &["digest mismatch"]);
+    let line = stderr_lines(&res).join("\n");
+    assert!(
+        !line.contains("_state") && !line.to_lowercase().contains("network"),
+        "the error blames the network or leaks the upload URL:\n{line}"
+    );
+    assert!(get_manifest(&dst, "library/app", "1.0").is_none());
+}
+
 #[test]
 fn restore_of_a_layout_with_a_missing_blob_fails_for_it_and_restores_the_others() {
     let src = Registry::start();

@@ -4,7 +4,7 @@
 
 pub mod auth;
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -132,17 +132,34 @@ impl Registry {
             if let Some(a) = &authz {
                 req = req.set("Authorization", a);
             }
+            let mut read_error = None;
             let result = match &mut body {
                 Body::Empty => req.call(),
                 Body::Bytes(b) => req.send_bytes(b),
-                Body::Stream(r, len) => req.set("Content-Length", &len.to_string()).send(r),
+                Body::Stream(r, len) => {
+                    let mut recording = RecordingReader {
+                        inner: &mut **r,
+                        error: &mut read_error,
+                    };
+                    req.set("Content-Length", &len.to_string())
+                        .send(&mut recording)
+                }
             };
             let resp = match result {
                 Ok(r) => r,
                 Err(ureq::Error::Status(_, r)) => r,
+                // The content being uploaded failed (its digest check, a cut archive):
+                // that is the error, not the network.
+                Err(ureq::Error::Transport(_)) if read_error.is_some() => {
+                    let e = read_error.unwrap_or_else(|| io::Error::other("read failed"));
+                    return Err(anyhow!(e));
+                }
                 Err(ureq::Error::Transport(t)) => {
-                    // A stream that failed its own digest check shows up here too.
-                    return Err(anyhow!("{method} {url}: {}", transport_message(&t)));
+                    return Err(anyhow!(
+                        "{method} {}: {}",
+                        without_query(url),
+                        transport_message(&t)
+                    ));
                 }
             };
             if resp.status() != 401 || attempt == 1 {
@@ -152,7 +169,10 @@ impl Registry {
                 return Ok(resp);
             };
             if matches!(body, Body::Stream(..)) {
-                bail!("{method} {url}: authentication required in the middle of an upload");
+                bail!(
+                    "{method} {}: authentication required in the middle of an upload",
+                    without_query(url)
+                );
             }
             authz = Some(self.auth.answer(
                 &challenge,
@@ -421,6 +441,29 @@ impl Registry {
             bail!("POST {url}: unsupported Location {loc:?}")
         }
     }
+}
+
+/// A reader that keeps the first error it returns, so an upload that fails because its
+/// content did can say so.
+struct RecordingReader<'a, 'e> {
+    inner: &'a mut dyn Read,
+    error: &'e mut Option<io::Error>,
+}
+
+impl Read for RecordingReader<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if self.error.is_none() {
+                *self.error = Some(io::Error::new(e.kind(), e.to_string()));
+            }
+        })
+    }
+}
+
+/// `url` without its query: upload URLs carry the registry's session state there, which
+/// is long and means nothing to a reader of the error.
+fn without_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }
 
 fn transport_message(t: &ureq::Transport) -> String {
