@@ -332,6 +332,52 @@ fn manifest_whose_body_does_not_match_its_digest_is_rejected() {
     }
 }
 
+/// Output paths that cannot be what the user meant fail at once, with one line naming
+/// the path, and write nothing (not even a gzip header on stdout).
+#[test]
+fn impossible_output_and_input_paths_fail_with_one_line_and_write_nothing() {
+    let dir = TempDir::new().unwrap();
+    let r = format!("{}/library/app:1", closed_addr());
+    let new_dir = format!("{}/new/", path_str(dir.path()));
+    let file = dir.path().join("file.txt");
+    fs::write(&file, b"keep me\n").unwrap();
+    let missing = dir.path().join("missing");
+    let new_dir_named = new_dir.trim_end_matches('/');
+    // (tool, args, the path the line names, the reason)
+    let cases: Vec<(&str, Vec<&str>, &str, &str)> = vec![
+        (
+            "oci-backup",
+            vec!["-o", &new_dir, &r],
+            new_dir_named,
+            "no such directory",
+        ),
+        (
+            "oci-fetch",
+            vec!["-o", path_str(&file), &r],
+            path_str(&file),
+            "not a directory",
+        ),
+        (
+            "oci-pack",
+            vec![path_str(&missing)],
+            path_str(&missing),
+            "no such directory",
+        ),
+    ];
+    for (name, args, path, reason) in cases {
+        let res = run(name, &args, &[]);
+        assert_single_error_line(name, &args, &res, &[path], &[reason]);
+        assert!(res.stdout.is_empty(), "{name} wrote to stdout");
+    }
+    let left: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("file.txt")]);
+    assert_eq!(fs::read(&file).unwrap(), b"keep me\n");
+}
+
 #[test]
 fn bad_usage_exits_2_with_a_message_for_every_binary() {
     let dir = TempDir::new().unwrap();

@@ -178,6 +178,11 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                     (None, false) => parse_refs(&args.positionals)?,
                 };
             if is_dash(&output) {
+                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    return Err(Usage(
+                        "refusing to write an archive to a terminal (use -o PATH or a pipe)".into(),
+                    ));
+                }
                 // Fetch writes the plain layout stream, backup the compressed archive.
                 let stdout = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
                 let out = if tool == Tool::Fetch {
@@ -190,7 +195,23 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 {
                     log.error(format!("writing to stdout: {e:#}"));
                 }
-            } else if tool == Tool::Fetch || output.is_dir() {
+            } else if tool == Tool::Fetch || output.is_dir() || names_a_directory(&output) {
+                if output.exists() && !output.is_dir() {
+                    log.error(format!(
+                        "{}: exists and is not a directory",
+                        output.display()
+                    ));
+                    return Ok(1);
+                }
+                if tool == Tool::Backup && !output.is_dir() {
+                    // `-o new/`: a directory was meant, and only an existing one is a directory
+                    // output; an archive named `new/` cannot be.
+                    log.error(format!(
+                        "{}: no such directory (an output ending in '/' must be an existing directory)",
+                        output.display()
+                    ));
+                    return Ok(1);
+                }
                 if let Err(e) = std::fs::create_dir_all(&output) {
                     log.error(format!("{}: {e}", output.display()));
                     return Ok(1);
@@ -226,6 +247,11 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 _ => return Err(Usage("exactly one TARGET is taken".into())),
             };
             if is_dash(&input) {
+                if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    return Err(Usage(
+                        "--input - reads an archive, and stdin is a terminal".into(),
+                    ));
+                }
                 push::push_stream(std::io::stdin().lock(), "stdin", &target, &opts, &log);
             } else if input.is_dir() {
                 push::push_dir(&input, &target, &opts, &log);
@@ -244,6 +270,16 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 [d] => PathBuf::from(d),
                 _ => return Err(Usage("at most one DIR is taken".into())),
             };
+            if is_dash(&dir) && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                return Err(Usage(
+                    "DIR '-' reads a layout stream, and stdin is a terminal".into(),
+                ));
+            }
+            if !is_dash(&dir) && !dir.is_dir() {
+                // Checked first, so that nothing is written to stdout for a wrong path.
+                log.error(format!("{}: no such directory", dir.display()));
+                return Ok(1);
+            }
             let result = match &args.output {
                 Some(out) if !is_dash(out) => AtomicFile::create(out).and_then(|file| {
                     write_archive(Output::gzip(file), |w| pack_into(&dir, w))?.commit()
@@ -400,6 +436,11 @@ impl std::io::Write for AtomicFile {
     fn flush(&mut self) -> std::io::Result<()> {
         self.tmp.flush()
     }
+}
+
+/// True when `path` is written with a trailing '/': a directory is meant.
+fn names_a_directory(path: &std::path::Path) -> bool {
+    path.as_os_str().as_encoded_bytes().ends_with(b"/")
 }
 
 /// References from a list file (or stdin for `-`): one per line; blank lines and `#`
