@@ -96,6 +96,11 @@ fn report(
     results: Vec<Result<copy::Summary>>,
 ) {
     let dest = format!("{}/{}", sink.registry.host(), sink.repository);
+    if roots.is_empty() {
+        log.info(format!(
+            "{from}: an empty layout (index.json lists nothing), nothing to push to {dest}"
+        ));
+    }
     for (root, result) in roots.iter().zip(results) {
         let names: Vec<String> = root
             .tags

@@ -310,7 +310,7 @@ impl Tool {
             Push => ToolDoc {
                 name: "oci-push",
                 about: "push OCI layouts into a registry",
-                usage: "oci-push [OPTIONS] --input DIR|FILE|- TARGET",
+                usage: "oci-push [OPTIONS] --input PATH TARGET",
                 positionals: &[("TARGET", TARGET_DOC)],
                 description: "Pushes every entry of every layout's index.json: blobs first \
                     (skipping those the registry has, mounting those another repository of \
