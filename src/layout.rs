@@ -266,6 +266,7 @@ impl Layout {
         let tmp = tempfile::Builder::new()
             .prefix(&interrupt::temp_prefix(BLOB_PREFIX))
             .tempfile_in(&ingest)
+            .map_err(without_temp_path)
             .with_context(|| format!("{}: cannot create a temp file", ingest.display()))?;
         let guard = interrupt::Guard::file(tmp.path());
         Ok((tmp, guard))
@@ -312,11 +313,22 @@ fn check_oci_layout(bytes: &[u8], path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A temp-file creation error without the random name it tried (`... at path "/d/.tmp-1-x"`):
+/// the directory is named by the caller, and the random name means nothing to a reader.
+pub fn without_temp_path(e: io::Error) -> io::Error {
+    let text = e.to_string();
+    match text.split_once(" at path ") {
+        Some((reason, _)) => io::Error::new(e.kind(), reason.to_string()),
+        None => e,
+    }
+}
+
 /// Writes `bytes` to `dest` through a temp file in `dir` and a rename.
 pub fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile::Builder::new()
         .prefix(&interrupt::temp_prefix(TMP_PREFIX))
         .tempfile_in(dir)
+        .map_err(without_temp_path)
         .with_context(|| format!("{}: cannot create a temp file", dir.display()))?;
     let _guard = interrupt::Guard::file(tmp.path());
     tmp.write_all(bytes)
@@ -354,6 +366,17 @@ mod tests {
             Digest::sha256_of(bytes),
             bytes.len() as u64,
         )
+    }
+
+    #[test]
+    fn temp_file_errors_name_no_random_path() {
+        let e = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in("/nonexistent/dir")
+            .map_err(without_temp_path)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(!e.to_string().contains(".tmp-"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,9 @@ use crate::digest::Digest;
 pub const DOCKER_HUB: &str = "docker.io";
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
+const NO_SCHEME: &str =
+    "no scheme is written (HOST[:PORT]/...); plain HTTP is --plain-http, or automatic on loopback";
+
 /// A registry host as the user wrote it (`host`, `host:port`, `[::1]:5000`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Host(String);
@@ -112,6 +115,12 @@ pub struct Reference {
 impl Reference {
     pub fn parse(s: &str) -> Result<Reference, String> {
         let err = |why: String| format!("invalid reference {s:?}: {why}");
+        if s.is_empty() {
+            return Err("empty reference".into());
+        }
+        if s.contains("://") {
+            return Err(err(NO_SCHEME.into()));
+        }
         let (name_tag, digest) = match s.split_once('@') {
             Some((n, d)) => (n, Some(d.parse::<Digest>().map_err(err)?)),
             None => (s, None),
@@ -180,6 +189,9 @@ pub struct Target {
 impl Target {
     pub fn parse(s: &str) -> Result<Target, String> {
         let err = |why: String| format!("invalid target {s:?}: {why}");
+        if s.contains("://") {
+            return Err(err(NO_SCHEME.into()));
+        }
         let s2 = s.trim_end_matches('/');
         let (host, ns) = match s2.split_once('/') {
             Some((h, n)) => (h, Some(n)),
@@ -187,6 +199,11 @@ impl Target {
         };
         let host = Host::parse(host).map_err(err)?;
         if let Some(ns) = ns {
+            if ns.contains(':') || ns.contains('@') {
+                return Err(err(
+                    "a target is HOST[:PORT][/NAMESPACE]: tags come from the backup".into(),
+                ));
+            }
             validate_repository(ns).map_err(err)?;
         }
         Ok(Target {
@@ -314,6 +331,16 @@ mod tests {
         }
         let e = Reference::parse("127.0.0.1:99999/x:1").unwrap_err();
         assert!(e.contains("invalid port \"99999\""), "{e}");
+    }
+
+    #[test]
+    fn schemes_empty_references_and_tagged_targets_are_refused_with_their_reason() {
+        let e = Reference::parse("http://127.0.0.1:5000/a:1").unwrap_err();
+        assert!(e.contains("--plain-http"), "{e}");
+        assert_eq!(Reference::parse("").unwrap_err(), "empty reference");
+        let e = Target::parse("localhost:5000/ns:v1").unwrap_err();
+        assert!(e.contains("tags come from the backup"), "{e}");
+        assert!(Target::parse("https://localhost:5000").is_err());
     }
 
     #[test]

@@ -123,6 +123,7 @@ fn unpack_into(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<
     let staging = tempfile::Builder::new()
         .prefix(&interrupt::temp_prefix(STAGING_PREFIX))
         .tempdir_in(dir)
+        .map_err(layout::without_temp_path)
         .with_context(|| format!("{}: cannot create a staging directory", dir.display()))?;
     let _guard = interrupt::Guard::tree(staging.path());
     let mut unpacker = Unpacker {

@@ -382,6 +382,13 @@ fn impossible_output_and_input_paths_fail_with_one_line_and_write_nothing() {
 fn bad_usage_exits_2_with_a_message_for_every_binary() {
     let dir = TempDir::new().unwrap();
     let d = path_str(dir.path());
+    let single = TempDir::new().unwrap();
+    fs::write(
+        single.path().join("index.json"),
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    let layout = path_str(single.path()).to_string();
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("oci-backup", vec![]),
         (
@@ -421,6 +428,14 @@ fn bad_usage_exits_2_with_a_message_for_every_binary() {
         ("oci-fetch", vec!["-o", d, "127.0.0.1:5000"]),
         ("oci-restore", vec!["--input", d, "127.0.0.1:99999/ns"]),
         ("oci-push", vec!["-i", d, "[::1]5000"]),
+        (
+            "oci-backup",
+            vec!["--output", d, "http://127.0.0.1:5000/a:1"],
+        ),
+        ("oci-backup", vec!["--output", d, ""]),
+        ("oci-restore", vec!["--input", d, "127.0.0.1:5000/ns:v1"]),
+        // A single layout needs a repository to go to.
+        ("oci-restore", vec!["--input", &layout, "127.0.0.1:5000"]),
     ];
     for (name, args) in cases {
         let res = run(name, &args, &[]);

@@ -254,6 +254,12 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 }
                 push::push_stream(std::io::stdin().lock(), "stdin", &target, &opts, &log);
             } else if input.is_dir() {
+                if target.namespace.is_none() && input.join(crate::layout::INDEX_FILE).is_file() {
+                    return Err(Usage(format!(
+                        "{} is a single layout, so TARGET must name a repository (HOST/REPOSITORY)",
+                        input.display()
+                    )));
+                }
                 push::push_dir(&input, &target, &opts, &log);
             } else {
                 match std::fs::File::open(&input) {
@@ -400,7 +406,10 @@ impl AtomicFile {
         let tmp = tempfile::Builder::new()
             .prefix(&crate::interrupt::temp_prefix(&base))
             .tempfile_in(&dir)
-            .map_err(|e| anyhow::anyhow!("cannot create a file in {}: {e}", dir.display()))?;
+            .map_err(|e| {
+                let e = crate::layout::without_temp_path(e);
+                anyhow::anyhow!("cannot create a file in {}: {e}", dir.display())
+            })?;
         let guard = crate::interrupt::Guard::file(tmp.path());
         Ok(AtomicFile {
             tmp: std::io::BufWriter::with_capacity(1 << 20, tmp),
