@@ -7,7 +7,8 @@ PREFIX ?= /usr/local
 TOOLS := oci-fetch oci-push oci-backup oci-restore oci-pack oci-unpack
 # command:package pairs the tests and the demo need.
 NEEDS := docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils \
-         openssl:openssl curl:curl python3:python3 /usr/bin/time:time
+         openssl:openssl curl:curl python3:python3 /usr/bin/time:time \
+         script:bsdutils
 
 .PHONY: all build test demo bench deps generate install clean
 

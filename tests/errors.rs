@@ -378,6 +378,38 @@ fn impossible_output_and_input_paths_fail_with_one_line_and_write_nothing() {
     assert_eq!(fs::read(&file).unwrap(), b"keep me\n");
 }
 
+/// Binary archives are never written to, nor awaited from, a terminal: each tool says so
+/// and exits 2 (run under `script`, util-linux's, which gives the tool a pty).
+#[test]
+fn archives_are_not_written_to_or_read_from_a_terminal() {
+    let r = format!("{}/library/app:1", closed_addr());
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("oci-backup", vec!["-o", "-", &r]),
+        ("oci-fetch", vec!["-o", "-", &r]),
+        ("oci-restore", vec!["-i", "-", "127.0.0.1:1/ns"]),
+        ("oci-push", vec!["-i", "-", "127.0.0.1:1/ns"]),
+        ("oci-pack", vec!["-"]),
+        ("oci-unpack", vec![]),
+    ];
+    for (name, args) in cases {
+        let mut line = format!("'{}'", bin(name).display());
+        for a in &args {
+            line.push_str(&format!(" '{a}'"));
+        }
+        line.push_str("; echo \"exit $?\"");
+        let out = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run script (util-linux)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("terminal") && text.contains("exit 2"),
+            "{name} {args:?} on a terminal:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn bad_usage_exits_2_with_a_message_for_every_binary() {
     let dir = TempDir::new().unwrap();
