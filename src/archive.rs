@@ -12,7 +12,7 @@
 //! directory entries, PAX and GNU headers and multi-member gzip are handled; input that is
 //! not gzip is read as a plain tar. Every blob is verified against its name as it streams.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Write};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -376,6 +376,7 @@ fn read_tar(input: &mut impl Read, what: &str, handler: &mut dyn Handler) -> Res
         .entries()
         .with_context(|| format!("{what}: not a tar archive"))?;
     let mut blobs_seen: HashMap<String, Digest> = HashMap::new();
+    let mut layout_files_seen: HashSet<String> = HashSet::new();
     let mut count = 0usize;
     for entry in entries {
         let mut entry = entry.map_err(|e| input_error(what, e))?;
@@ -433,6 +434,10 @@ fn read_tar(input: &mut impl Read, what: &str, handler: &mut dyn Handler) -> Res
                 io::copy(&mut entry, &mut io::sink()).map_err(|e| input_error(what, e))?;
             }
             Name::LayoutFile { repo, name } => {
+                // Two index.json for one layout: which one holds is anyone's guess.
+                if !layout_files_seen.insert(path.clone()) {
+                    return Err(bad("a second entry of this name"));
+                }
                 let size = entry.size();
                 if size > MAX_LAYOUT_FILE {
                     return Err(bad("too large"));

@@ -207,13 +207,29 @@ pub fn fetch_to_archive<W: Write>(
         group.names = names;
         parts.push(Part {
             repo: group.repository.clone(),
-            index_json: pack::index_of(&roots)?,
+            index_json: None,
             plans,
             extra_blobs: Vec::new(),
             source,
         });
         group.roots = roots;
     }
+    // One layout per repository path, as in a directory backup: the same repository on
+    // two registries (or one registry spelt two ways) shares one index.json, the later
+    // reference winning a tag. Layouts go in the order of their paths, so the archive
+    // does not depend on the order the references were given in.
+    let kept: Vec<&Group<'_>> = groups.iter().filter(|g| !g.roots.is_empty()).collect();
+    for (i, part) in parts.iter_mut().enumerate() {
+        if kept[..i].iter().all(|g| g.repository != part.repo) {
+            let roots: Vec<&Root> = kept
+                .iter()
+                .filter(|g| g.repository == part.repo)
+                .flat_map(|g| &g.roots)
+                .collect();
+            part.index_json = Some(pack::index_of(&roots)?);
+        }
+    }
+    parts.sort_by(|a, b| a.repo.cmp(&b.repo));
     pack::write_parts(w, &parts)?;
     for group in &groups {
         for (root, names) in group.roots.iter().zip(&group.names) {

@@ -21,9 +21,11 @@ use crate::push::{find_layouts, layout_roots};
 
 /// One layout to write: its repository path in the archive, its `index.json` bytes, the
 /// planned graphs of its entries, blobs outside those graphs, and where content is read.
+/// Several parts may share a repository path (the same repository on two registries):
+/// only the first carries the `index.json`, which then covers them all.
 pub struct Part<'a> {
     pub repo: String,
-    pub index_json: Vec<u8>,
+    pub index_json: Option<Vec<u8>>,
     pub plans: Vec<Plan>,
     pub extra_blobs: Vec<Descriptor>,
     pub source: &'a dyn Source,
@@ -37,8 +39,10 @@ pub struct Part<'a> {
 /// writer overlap, and memory stays under `READ_AHEAD` x [`CHUNKS_AHEAD`] x [`CHUNK`].
 pub fn write_parts<W: Write>(w: &mut Writer<W>, parts: &[Part<'_>]) -> Result<()> {
     for p in parts {
-        w.add_file(&entry_path(&p.repo, OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT)?;
-        w.add_file(&entry_path(&p.repo, INDEX_FILE), &p.index_json)?;
+        if let Some(index_json) = &p.index_json {
+            w.add_file(&entry_path(&p.repo, OCI_LAYOUT_FILE), OCI_LAYOUT_CONTENT)?;
+            w.add_file(&entry_path(&p.repo, INDEX_FILE), index_json)?;
+        }
         let mut done = HashSet::new();
         for (desc, bytes) in p.plans.iter().flat_map(|plan| &plan.manifests) {
             if done.insert(desc.digest.clone()) {
@@ -176,13 +180,22 @@ impl Read for ChannelReader {
 }
 
 /// The index a set of roots gives: one entry per tag, untagged entries by digest.
-pub fn index_of(roots: &[Root]) -> Result<Vec<u8>> {
+pub fn index_of(roots: &[&Root]) -> Result<Vec<u8>> {
     let mut index = Index::default();
     for r in roots {
         for t in &r.tags {
             index.upsert(&r.desc, t.as_deref());
         }
     }
+    // Tags in order (untagged entries, by digest, after them): the same content gives the
+    // same index, whatever order the references came in.
+    index.manifests.sort_by(|a, b| {
+        (a.ref_name().is_none(), a.ref_name(), &a.digest).cmp(&(
+            b.ref_name().is_none(),
+            b.ref_name(),
+            &b.digest,
+        ))
+    });
     let mut bytes = serde_json::to_vec_pretty(&index)?;
     bytes.push(b'\n');
     Ok(bytes)
@@ -229,7 +242,7 @@ pub fn pack_dir<W: Write>(dir: &Path, w: &mut Writer<W>) -> Result<()> {
             .collect();
         parts.push(Part {
             repo: rel.clone(),
-            index_json,
+            index_json: Some(index_json),
             plans,
             extra_blobs,
             source: layout,

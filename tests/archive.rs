@@ -247,6 +247,15 @@ fn backups_of_the_same_content_are_byte_identical_reproducible_archives() {
     backup_to(&b, &fx.refs(&src));
     let bytes = fs::read(&a).unwrap();
     assert!(bytes == fs::read(&b).unwrap(), "two backups differ");
+    // The same references in another order (the shared layer's link then points the other
+    // way unless layouts are written in a fixed order).
+    let reversed: Vec<String> = fx.refs(&src).into_iter().rev().collect();
+    let c = work.path().join("c.tgz");
+    backup_to(&c, &reversed);
+    assert!(
+        bytes == fs::read(&c).unwrap(),
+        "the archive depends on the order of the references"
+    );
 
     // gzip header: no file name, no time.
     assert_eq!(bytes[3] & 0x08, 0, "gzip header carries a file name");
@@ -278,6 +287,45 @@ fn backups_of_the_same_content_are_byte_identical_reproducible_archives() {
     assert_eq!(index_at.len(), fx.repos().len());
     for (repo, i) in &index_at {
         assert!(i < &first_blob[repo], "{repo}: index.json after a blob");
+    }
+}
+
+/// The same repository path on two registries (or one registry spelt two ways) is one
+/// layout in an archive, as in a directory: one index.json holding every tag.
+#[test]
+fn one_repository_path_from_two_registries_is_one_layout_with_every_tag() {
+    let one = Registry::start();
+    let two = Registry::start();
+    let (d1, _) = push_simple_image(&one, "library/app", &["1"], "from-one");
+    let (d2, _) = push_simple_image(&two, "library/app", &["2"], "from-two");
+    let refs = [
+        one.reference("library/app", "1"),
+        two.reference("library/app", "2"),
+    ];
+    let work = TempDir::new().unwrap();
+    let archive = work.path().join("m.tgz");
+    backup_to(&archive, &refs);
+    let listing =
+        String::from_utf8_lossy(&tool("/usr/bin/tar", &["tzf", path_str(&archive)])).into_owned();
+    let indexes = listing
+        .lines()
+        .filter(|l| *l == "library/app/index.json")
+        .count();
+    assert_eq!(indexes, 1, "index.json entries:\n{listing}");
+    let dst = Registry::start();
+    for (via_stdin, ns) in [(false, "file"), (true, "stdin")] {
+        let target = format!("{}/{ns}", dst.addr());
+        if via_stdin {
+            restore_from_stdin(&archive, &target);
+        } else {
+            restore_from(&archive, &target);
+        }
+        let repo = format!("{ns}/library/app");
+        let mut t = tags(&dst, &repo);
+        t.sort();
+        assert_eq!(t, vec!["1", "2"], "{ns}");
+        assert_eq!(get_manifest(&dst, &repo, "1").unwrap().0, d1);
+        assert_eq!(get_manifest(&dst, &repo, "2").unwrap().0, d2);
     }
 }
 

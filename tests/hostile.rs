@@ -727,6 +727,26 @@ fn unexpected_file_names_are_refused_and_nothing_is_written_or_pushed() {
     }
 }
 
+/// Two `index.json` (or `oci-layout`) entries for one layout: whichever a reader kept,
+/// the other's tags would be lost without a word.
+#[test]
+fn a_second_index_json_for_one_layout_is_refused_and_nothing_is_pushed() {
+    let fx = fixture();
+    let dst = Registry::start();
+    let empty_index = br#"{"schemaVersion":2,"manifests":[]}"#;
+    for (name, bytes) in [
+        ("library/app/index.json", &empty_index[..]),
+        (
+            "library/app/oci-layout",
+            &br#"{"imageLayoutVersion":"1.0.0"}"#[..],
+        ),
+    ] {
+        assert_refused(&fx, &dst, gzip, &["a second entry"], |_| {
+            hostile(first_then_layout(&fx, vec![file(name, bytes)]))
+        });
+    }
+}
+
 #[test]
 fn a_blob_whose_content_does_not_match_its_name_is_refused_and_nothing_is_pushed() {
     let fx = fixture();
