@@ -126,8 +126,9 @@ fn report(
 }
 
 /// The roots of a layout's `index.json`: one per digest, carrying all its tags, and the
-/// errors of entries that cannot be read (each entry stands alone).
-pub fn layout_roots(layout: &Layout, index: &Index) -> (Vec<Root>, Vec<anyhow::Error>) {
+/// errors of entries that cannot be read (each entry stands alone). `source` reads the
+/// layout's manifests (a directory, or the blobs an archive stream holds).
+pub fn layout_roots(source: &dyn Source, index: &Index) -> (Vec<Root>, Vec<anyhow::Error>) {
     let mut roots: Vec<Root> = Vec::new();
     let mut errors = Vec::new();
     for entry in &index.manifests {
@@ -144,7 +145,7 @@ pub fn layout_roots(layout: &Layout, index: &Index) -> (Vec<Root>, Vec<anyhow::E
             }
             continue;
         }
-        match layout.read_manifest(entry) {
+        match source.manifest(entry) {
             Ok(bytes) => roots.push(Root {
                 desc: entry.clone(),
                 bytes,
@@ -159,6 +160,47 @@ pub fn layout_roots(layout: &Layout, index: &Index) -> (Vec<Root>, Vec<anyhow::E
             root.tags.retain(|t| t.is_some());
         }
     }
+    (roots, errors)
+}
+
+/// What of `roots` can be pushed: a tag given to two different manifests (tools that write
+/// whole references as ref names, `hello:latest` and `multi:latest`, in one layout) is an
+/// error and pushed for neither, since whichever went last would silently win; a root
+/// left without a name is not pushed.
+fn without_clashing_tags(mut roots: Vec<Root>) -> (Vec<Root>, Vec<anyhow::Error>) {
+    let mut errors = Vec::new();
+    let mut digests_of: BTreeMap<&str, Vec<&Digest>> = BTreeMap::new();
+    for root in &roots {
+        for t in root.tags.iter().flatten() {
+            digests_of.entry(t).or_default().push(&root.desc.digest);
+        }
+    }
+    let clashing: Vec<String> = digests_of
+        .into_iter()
+        .filter(|(_, ds)| ds.len() > 1)
+        .map(|(t, ds)| {
+            let list: Vec<String> = ds.iter().map(|d| d.to_string()).collect();
+            errors.push(anyhow!(
+                "tag {t:?} is given to {} different manifests ({}): not pushed",
+                ds.len(),
+                list.join(", ")
+            ));
+            t.to_string()
+        })
+        .collect();
+    for root in &mut roots {
+        root.tags
+            .retain(|t| t.as_ref().is_none_or(|t| !clashing.contains(t)));
+    }
+    roots.retain(|r| !r.tags.is_empty());
+    (roots, errors)
+}
+
+/// [`layout_roots`], then [`without_clashing_tags`]: what a push of the layout pushes.
+fn roots_to_push(source: &dyn Source, index: &Index) -> (Vec<Root>, Vec<anyhow::Error>) {
+    let (roots, mut errors) = layout_roots(source, index);
+    let (roots, clashes) = without_clashing_tags(roots);
+    errors.extend(clashes);
     (roots, errors)
 }
 
@@ -206,7 +248,7 @@ fn push_layout(path: &Path, sink: &RepoSink<'_>, opts: &Options, log: &Log) {
         Ok(i) => i,
         Err(e) => return log.error(format!("{e:#}")),
     };
-    let (roots, errors) = layout_roots(&layout, &index);
+    let (roots, errors) = roots_to_push(&layout, &index);
     for e in errors {
         log.error(format!("{}: {e:#}", path.display()));
     }
@@ -473,29 +515,9 @@ pub fn push_stream(input: impl Read, what: &str, target: &Target, opts: &Options
             }
         };
         let source = Held(&layout.held);
-        let mut roots: Vec<Root> = Vec::new();
-        for entry in &index.manifests {
-            let tag = match entry_tag(entry) {
-                Ok(t) => t,
-                Err(e) => {
-                    log.error(format!("{what}: {e:#}"));
-                    continue;
-                }
-            };
-            if let Some(root) = roots.iter_mut().find(|r| r.desc.digest == entry.digest) {
-                if !root.tags.contains(&tag) {
-                    root.tags.push(tag);
-                }
-                continue;
-            }
-            match source.manifest(entry) {
-                Ok(bytes) => roots.push(Root {
-                    desc: entry.clone(),
-                    bytes,
-                    tags: vec![tag],
-                }),
-                Err(e) => log.error(format!("{what}: manifest {}: {e:#}", entry.digest)),
-            }
+        let (roots, errors) = roots_to_push(&source, index);
+        for e in errors {
+            log.error(format!("{what}: {e:#}"));
         }
         let after = AfterStream {
             sink: &sink,

@@ -8,6 +8,15 @@ use std::fs;
 use common::*;
 use tempfile::TempDir;
 
+/// `oci-backup --output DIR REF...` into a new directory, which must succeed.
+fn backup_into_new_dir(refs: &[String]) -> TempDir {
+    let out = TempDir::new().unwrap();
+    let mut args = vec!["--plain-http", "--output", path_str(out.path())];
+    args.extend(refs.iter().map(String::as_str));
+    run_ok("oci-backup", &args, &[]);
+    out
+}
+
 const NOT_FOUND: &[&str] = &["manifest unknown", "not found", "unknown", "not known"];
 const UNREACHABLE: &[&str] = &["connect", "refused", "unreachable"];
 
@@ -123,17 +132,7 @@ fn unreachable_registry_does_not_stop_the_other_refs() {
 fn restore_and_push_to_unreachable_registry_fail_with_one_line() {
     let src = Registry::start();
     push_simple_image(&src, "library/app", &["1.0"], "x");
-    let out = TempDir::new().unwrap();
-    run_ok(
-        "oci-backup",
-        &[
-            "--plain-http",
-            "--output",
-            path_str(out.path()),
-            &src.reference("library/app", "1.0"),
-        ],
-        &[],
-    );
+    let out = backup_into_new_dir(&[src.reference("library/app", "1.0")]);
     let closed = closed_addr();
     for (name, flag) in [("oci-restore", "--input"), ("oci-push", "-i")] {
         let args = ["--plain-http", flag, path_str(out.path()), &closed];
@@ -170,17 +169,7 @@ fn restore_of_a_directory_without_any_layout_fails_with_one_line() {
 fn restore_of_a_corrupted_blob_names_the_mismatch_not_the_network() {
     let src = Registry::start();
     push_simple_image(&src, "library/app", &["1.0"], "x");
-    let out = TempDir::new().unwrap();
-    run_ok(
-        "oci-backup",
-        &[
-            "--plain-http",
-            "--output",
-            path_str(out.path()),
-            &src.reference("library/app", "1.0"),
-        ],
-        &[],
-    );
+    let out = backup_into_new_dir(&[src.reference("library/app", "1.0")]);
     let (_, manifest, _) = get_manifest(&src, "library/app", "1.0").unwrap();
     let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
     let layer = v["layers"][0]["digest"].as_str().unwrap().to_string();
@@ -203,22 +192,77 @@ fn restore_of_a_corrupted_blob_names_the_mismatch_not_the_network() {
     assert!(get_manifest(&dst, "library/app", "1.0").is_none());
 }
 
+/// Ref names written as whole references (`app:latest`, `other:latest`) can give one
+/// tag to two manifests in one layout: that tag is refused for both, with one line, and
+/// the layout's other tags are still restored, from a directory and from a stream.
+#[test]
+fn a_tag_given_to_two_manifests_in_one_layout_is_refused_and_the_others_restored() {
+    let src = Registry::start();
+    let (d1, _) = push_simple_image(&src, "library/app", &["1"], "one");
+    let (d2, _) = push_simple_image(&src, "library/app", &["2"], "two");
+    let out = backup_into_new_dir(&[
+        src.reference("library/app", "1"),
+        src.reference("library/app", "2"),
+    ]);
+    let layout = out.path().join("library/app");
+    let mut index = layout_index(&layout);
+    let entries = index["manifests"].as_array().unwrap().clone();
+    let by_digest = |d: &str| entries.iter().find(|e| e["digest"] == d).unwrap().clone();
+    let named = |d: &str, name: &str| {
+        let mut e = by_digest(d);
+        e["annotations"]["org.opencontainers.image.ref.name"] = name.into();
+        e
+    };
+    index["manifests"] = serde_json::json!([
+        named(&d1, "app:latest"),
+        named(&d2, "other:latest"),
+        named(&d1, "keep"),
+    ]);
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    // Packing keeps the layout as it is: the clash matters only when tags are pushed.
+    let packed = TempDir::new().unwrap();
+    let archive = packed.path().join("m.tgz");
+    run_ok(
+        "oci-pack",
+        &["-q", path_str(out.path()), "-o", path_str(&archive)],
+        &[],
+    );
+    let dst = Registry::start();
+    for (ns, input, repo) in [
+        ("dir", path_str(&layout), "dir"),
+        ("stdin", "-", "stdin/library/app"),
+    ] {
+        let target = format!("{}/{ns}", dst.addr());
+        let args = ["-q", "--plain-http", "--input", input, &target];
+        let res = if input == "-" {
+            run_with_stdin_file("oci-restore", &args, &[], &archive)
+        } else {
+            run("oci-restore", &args, &[])
+        };
+        assert_single_error_line(
+            "oci-restore",
+            &args,
+            &res,
+            &["\"latest\""],
+            &["2 different manifests"],
+        );
+        assert_eq!(tags(&dst, repo), vec!["keep"], "{ns}");
+        assert_eq!(get_manifest(&dst, repo, "keep").unwrap().0, d1);
+    }
+}
+
 #[test]
 fn restore_of_a_layout_with_a_missing_blob_fails_for_it_and_restores_the_others() {
     let src = Registry::start();
     let fx = seed_fixtures(&src);
-    let out = TempDir::new().unwrap();
-    run_ok(
-        "oci-backup",
-        &[
-            "--plain-http",
-            "--output",
-            path_str(out.path()),
-            &src.reference("library/app", "1.0"),
-            &src.reference("dockerimg", "v1"),
-        ],
-        &[],
-    );
+    let out = backup_into_new_dir(&[
+        src.reference("library/app", "1.0"),
+        src.reference("dockerimg", "v1"),
+    ]);
     // Remove the layer only library/app has (the first one is the shared base layer).
     let (_, manifest, _) = get_manifest(&src, "library/app", "1.0").unwrap();
     let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
