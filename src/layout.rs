@@ -77,6 +77,9 @@ impl Index {
 }
 
 /// An OCI layout directory.
+/// The lock of [`Layout::lock_index`]; dropping it unlocks.
+pub struct IndexLock(#[allow(dead_code)] File);
+
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
@@ -151,6 +154,30 @@ impl Layout {
         serde_json::from_slice(&bytes).with_context(|| format!("{}: invalid", path.display()))
     }
 
+    /// Locks the layout for a read-change-write of `index.json` (an advisory lock on the
+    /// layout directory itself, so no file is added): two runs backing up into the same
+    /// layout at once each add their tags, neither losing the other's. Released on drop.
+    pub fn lock_index(&self) -> Result<IndexLock> {
+        let dir = File::open(&self.root)
+            .with_context(|| format!("{}: cannot open to lock", self.root.display()))?;
+        dir.lock()
+            .with_context(|| format!("{}: cannot lock", self.root.display()))?;
+        Ok(IndexLock(dir))
+    }
+
+    /// Adds `entries` to `index.json` (one entry per tag, the latest wins) under the lock.
+    pub fn add_to_index<'d>(
+        &self,
+        entries: impl IntoIterator<Item = (&'d Descriptor, Option<&'d str>)>,
+    ) -> Result<()> {
+        let _lock = self.lock_index()?;
+        let mut index = self.read_index()?;
+        for (desc, tag) in entries {
+            index.upsert(desc, tag);
+        }
+        self.write_index(&index)
+    }
+
     /// Replaces `index.json` atomically.
     pub fn write_index(&self, index: &Index) -> Result<()> {
         let mut bytes = serde_json::to_vec_pretty(index)?;
@@ -212,7 +239,6 @@ impl Layout {
             fs::create_dir_all(parent)?;
         }
         let ingest = self.root.join(INGEST_DIR);
-        fs::create_dir_all(&ingest)?;
         let tmp = ingest.join(format!(
             "{}{}",
             interrupt::temp_prefix(LINK_PREFIX),
@@ -220,7 +246,7 @@ impl Layout {
         ));
         let _guard = interrupt::Guard::file(&tmp);
         let _ = fs::remove_file(&tmp);
-        fs::hard_link(existing, &tmp)?;
+        in_ingest(&ingest, |_| fs::hard_link(existing, &tmp))?;
         fs::rename(&tmp, &dest).inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
         })
@@ -261,13 +287,13 @@ impl Layout {
     /// A temp file under `ingest/`, registered for removal if the run is interrupted.
     fn ingest_file(&self) -> Result<(tempfile::NamedTempFile, interrupt::Guard)> {
         let ingest = self.root.join(INGEST_DIR);
-        fs::create_dir_all(&ingest)
-            .with_context(|| format!("{}: cannot create", ingest.display()))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(&interrupt::temp_prefix(BLOB_PREFIX))
-            .tempfile_in(&ingest)
-            .map_err(without_temp_path)
-            .with_context(|| format!("{}: cannot create a temp file", ingest.display()))?;
+        let tmp = in_ingest(&ingest, |dir| {
+            tempfile::Builder::new()
+                .prefix(&interrupt::temp_prefix(BLOB_PREFIX))
+                .tempfile_in(dir)
+                .map_err(without_temp_path)
+        })
+        .with_context(|| format!("{}: cannot create a temp file", ingest.display()))?;
         let guard = interrupt::Guard::file(tmp.path());
         Ok((tmp, guard))
     }
@@ -311,6 +337,20 @@ fn check_oci_layout(bytes: &[u8], path: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs `make` (which creates something in `ingest`) after creating `ingest`, again if
+/// `ingest` vanished in between: another run into the same layout removes it when it
+/// finds it empty (`Layout::tidy`).
+fn in_ingest<T>(ingest: &Path, mut make: impl FnMut(&Path) -> io::Result<T>) -> io::Result<T> {
+    let mut tries = 0;
+    loop {
+        fs::create_dir_all(ingest)?;
+        match make(ingest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// A temp-file creation error without the random name it tried (`... at path "/d/.tmp-1-x"`):

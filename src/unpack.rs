@@ -158,6 +158,9 @@ fn unpack_into(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<
         let layout = Layout::create(&final_dir)?;
         move_blobs(&staged, &layout)?;
         let index_path = final_dir.join(INDEX_FILE);
+        // Under the layout's lock (not add_to_index: a second lock from this process
+        // would wait for the first).
+        let _lock = layout.lock_index()?;
         if index_path.exists() {
             let mut merged = layout.read_index()?;
             for entry in &index.manifests {

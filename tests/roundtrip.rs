@@ -455,3 +455,49 @@ fn backup_and_restore_fall_back_to_plain_http_on_loopback_without_the_flag() {
         );
     }
 }
+
+/// Backups run at the same time into one directory (parallel make jobs, CI matrix jobs on
+/// a shared mirror) each add their tags: index.json is changed under a lock, and one run
+/// tidying `ingest/` does not fail another's blob write.
+#[test]
+fn concurrent_backups_into_one_layout_keep_every_tag() {
+    let src = Registry::start();
+    let tags_wanted: Vec<String> = (1..=4).map(|i| format!("v{i}")).collect();
+    for t in &tags_wanted {
+        push_simple_image(&src, "library/app", &[t.as_str()], t);
+    }
+    for round in 0..12 {
+        let out = TempDir::new().unwrap();
+        let children: Vec<_> = tags_wanted
+            .iter()
+            .map(|t| {
+                std::process::Command::new(bin("oci-backup"))
+                    .args([
+                        "-q",
+                        "--plain-http",
+                        "--output",
+                        path_str(out.path()),
+                        &src.reference("library/app", t),
+                    ])
+                    .env("DOCKER_CONFIG", out.path())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let mut got: Vec<String> = layout_entries(&out.path().join("library/app"))
+            .into_iter()
+            .filter_map(|e| e.tag)
+            .collect();
+        got.sort();
+        assert_eq!(got, tags_wanted, "round {round}: tags lost");
+    }
+}

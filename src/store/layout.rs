@@ -69,11 +69,8 @@ impl<'a> LayoutSink<'a> {
     pub fn finish(self) -> Result<()> {
         let entries = self.entries.into_inner().unwrap_or_else(|e| e.into_inner());
         if !entries.is_empty() {
-            let mut index = self.layout.read_index()?;
-            for (desc, tag) in &entries {
-                index.upsert(desc, tag.as_deref());
-            }
-            self.layout.write_index(&index)?;
+            self.layout
+                .add_to_index(entries.iter().map(|(d, t)| (d, t.as_deref())))?;
         }
         self.layout.tidy();
         Ok(())
