@@ -31,6 +31,11 @@ use crate::reference::validate_repository;
 /// manages ~25 MB/s on it) and gains nothing. See `make bench`.
 pub const GZIP_LEVEL: u32 = 6;
 
+/// The entry a writer that failed part-way adds to a stream it cannot take back (stdout):
+/// readers refuse the archive on meeting it, so a pipeline does not restore a part of a
+/// backup as if it were the whole.
+pub const INCOMPLETE: &str = ".ocipipe-incomplete";
+
 /// How much of a blob is looked at to decide whether it compresses.
 const SAMPLE: usize = 64 * 1024;
 
@@ -280,6 +285,11 @@ impl<W: Write> Writer<W> {
             .with_context(|| format!("archive entry {path}"))
     }
 
+    /// Adds the [`INCOMPLETE`] entry: every reader will refuse this archive.
+    pub fn mark_incomplete(&mut self) -> Result<()> {
+        self.add_file(INCOMPLETE, b"the run that wrote this archive failed\n")
+    }
+
     /// Writes the end-of-archive marker, ends the compression, and returns the writer.
     pub fn finish(self) -> Result<W> {
         let out = self.tar.into_inner().context("finishing the archive")?;
@@ -388,6 +398,9 @@ fn read_tar(input: &mut impl Read, what: &str, handler: &mut dyn Handler) -> Res
             continue;
         }
         let path = clean_path(&raw_path).map_err(|why| bad(&why))?;
+        if path == INCOMPLETE {
+            bail!("{what}: an incomplete archive: the run that wrote it failed (see its errors)");
+        }
         match entry_type {
             tar::EntryType::Directory => {
                 classify_dir(&path).map_err(|why| bad(&why))?;

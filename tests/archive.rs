@@ -775,3 +775,54 @@ fn stream_restore_copies_a_linked_blob_within_the_registry_when_a_mount_is_refus
     assert!(proxy.refused() >= 1, "the restore never asked for a mount");
     assert_restored(&src, &fx, &dst, "refused/");
 }
+
+/// A stream backup in which a reference failed cannot be taken back from the pipe, so it
+/// ends with a mark that makes every reader refuse it: `oci-backup -o - A BAD | oci-restore
+/// -i -` fails as a whole (as a file would not be written), pushing no tag.
+#[test]
+fn a_stream_with_a_failed_reference_is_refused_by_every_reader() {
+    let src = Registry::start();
+    push_simple_image(&src, "library/app", &["1"], "partial");
+    let good = src.reference("library/app", "1");
+    let bad = src.reference("library/app", "no-such-tag");
+    let work = TempDir::new().unwrap();
+    for (writer, reader) in [("oci-backup", "oci-restore"), ("oci-fetch", "oci-push")] {
+        let args = ["-q", "--plain-http", "-o", "-", good.as_str(), bad.as_str()];
+        let out = run(writer, &args, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            describe(writer, &args, &out)
+        );
+        let stream = work.path().join(format!("{writer}.out"));
+        fs::write(&stream, &out.stdout).unwrap();
+
+        let dst = Registry::start();
+        let target = format!("{}/ns", dst.addr());
+        let args = ["--plain-http", "-i", "-", target.as_str()];
+        let res = run_with_stdin_file(reader, &args, &[], &stream);
+        assert_single_error_line(reader, &args, &res, &["stdin"], &["incomplete archive"]);
+        assert_eq!(
+            tags(&dst, "ns/library/app"),
+            Vec::<String>::new(),
+            "{writer}: a tag was pushed"
+        );
+
+        let into = work.path().join(format!("{writer}-unpacked"));
+        let args = ["-C", path_str(&into), "-"];
+        let res = run_with_stdin_file("oci-unpack", &args, &[], &stream);
+        assert_single_error_line(
+            "oci-unpack",
+            &args,
+            &res,
+            &["stdin"],
+            &["incomplete archive"],
+        );
+        assert!(
+            !into.exists(),
+            "{writer}: oci-unpack left {}",
+            into.display()
+        );
+    }
+}

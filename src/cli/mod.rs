@@ -190,9 +190,16 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 } else {
                     Output::gzip(stdout)
                 };
-                if let Err(e) =
-                    write_archive(out, |w| fetch::fetch_to_archive(&refs, w, &opts, &log))
-                {
+                // Stdout cannot be taken back: a run with failures ends its stream with the
+                // mark that makes every reader refuse it, as a file would not be written.
+                let result = write_archive(out, |w| {
+                    fetch::fetch_to_archive(&refs, w, &opts, &log)?;
+                    if log.failures() > 0 {
+                        w.mark_incomplete()?;
+                    }
+                    Ok(())
+                });
+                if let Err(e) = result {
                     log.error(format!("writing to stdout: {e:#}"));
                 }
             } else if tool == Tool::Fetch || output.is_dir() || names_a_directory(&output) {
@@ -373,12 +380,18 @@ fn is_dash(p: &std::path::Path) -> bool {
 }
 
 /// Runs `fill` on an archive writer over `w`, then finishes the archive and returns `w`.
+/// When `fill` fails, the archive is ended with the mark that every reader refuses (what
+/// went to a pipe cannot be taken back; a file is not committed anyway).
 fn write_archive<W: std::io::Write>(
     out: Output<W>,
     fill: impl FnOnce(&mut archive::Writer<W>) -> anyhow::Result<()>,
 ) -> anyhow::Result<W> {
     let mut writer = archive::Writer::new(out);
-    fill(&mut writer)?;
+    if let Err(e) = fill(&mut writer) {
+        let _ = writer.mark_incomplete();
+        let _ = writer.finish();
+        return Err(e);
+    }
     writer.finish()
 }
 
