@@ -459,7 +459,9 @@ fn read_tar(input: &mut impl Read, what: &str, handler: &mut dyn Handler) -> Res
                 entry
                     .read_to_end(&mut bytes)
                     .map_err(|e| input_error(what, e))?;
-                handler.item(Item::LayoutFile { repo, name, bytes })?;
+                handler
+                    .item(Item::LayoutFile { repo, name, bytes })
+                    .with_context(|| what.to_string())?;
             }
             Name::Blob { repo, digest } => {
                 let size = entry.size();

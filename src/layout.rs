@@ -210,12 +210,11 @@ impl Layout {
     }
 
     /// Streams `reader` into the blob `desc`, verifying digest and size before the blob
-    /// appears under `blobs/`.
+    /// appears under `blobs/`. Errors do not name the blob: every caller does.
     pub fn write_blob(&self, desc: &Descriptor, reader: &mut dyn Read) -> Result<()> {
         let (mut tmp, _guard) = self.ingest_file()?;
         let mut verified = VerifyingReader::new(reader, &desc.digest, desc.size);
-        copy_large(&mut verified, tmp.as_file_mut())
-            .with_context(|| format!("blob {}", desc.digest))?;
+        copy_large(&mut verified, tmp.as_file_mut())?;
         self.persist(tmp, &desc.digest)
     }
 

@@ -97,8 +97,8 @@ pub fn write_parts<W: Write>(w: &mut Writer<W>, parts: &[Part<'_>]) -> Result<()
                 chunk: Vec::new(),
                 at: 0,
             };
-            w.add_blob(&p.repo, desc, &mut content)
-                .with_context(|| format!("blob {}", desc.digest))?;
+            // add_blob names the blob in its errors.
+            w.add_blob(&p.repo, desc, &mut content)?;
         }
         Ok(())
     })

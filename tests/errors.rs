@@ -510,6 +510,9 @@ fn bad_usage_exits_2_with_a_message_for_every_binary() {
         ),
         ("oci-backup", vec!["--output", d, ""]),
         ("oci-restore", vec!["--input", d, "127.0.0.1:5000/ns:v1"]),
+        ("oci-backup", vec!["--output", "", "127.0.0.1:1/a:1"]),
+        ("oci-pack", vec![d, "-o", ""]),
+        ("oci-unpack", vec!["-C", "", "a.tgz"]),
         // A single layout needs a repository to go to.
         ("oci-restore", vec!["--input", &layout, "127.0.0.1:5000"]),
     ];

@@ -113,6 +113,11 @@ fn once(already: bool, name: &str, v: OsString) -> Result<OsString, Usage> {
     if already {
         return Err(Usage(format!("{name} given more than once")));
     }
+    if v.is_empty() {
+        return Err(Usage(format!(
+            "{name} takes a path ('-' for a pipe), not ''"
+        )));
+    }
     Ok(v)
 }
 
