@@ -84,7 +84,7 @@ impl Host {
     /// Loopback hosts get Docker's treatment: HTTPS first, plain HTTP if TLS is not spoken.
     pub fn is_loopback(&self) -> bool {
         let h = self.hostname();
-        if h == "localhost" || h == "::1" {
+        if h.eq_ignore_ascii_case("localhost") || h == "::1" {
             return true;
         }
         match h.parse::<std::net::Ipv4Addr>() {
@@ -272,12 +272,17 @@ pub fn validate_repository(repo: &str) -> Result<(), String> {
     }
     for comp in repo.split('/') {
         let b = comp.as_bytes();
+        // Separators between alphanumeric runs: '.', '_', '__', or any run of '-'.
+        let separators_ok = comp
+            .split(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .all(|s| s == "." || s == "_" || s == "__" || s.bytes().all(|c| c == b'-'));
         let ok = !b.is_empty()
             && b[0].is_ascii_alphanumeric()
             && b[b.len() - 1].is_ascii_alphanumeric()
             && b.iter()
                 .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-".contains(&c))
-            && !comp.contains("..");
+            && separators_ok;
         if !ok {
             return Err(format!(
                 "invalid repository name {repo:?} (component {comp:?})"
@@ -341,6 +346,25 @@ mod tests {
         let e = Target::parse("localhost:5000/ns:v1").unwrap_err();
         assert!(e.contains("tags come from the backup"), "{e}");
         assert!(Target::parse("https://localhost:5000").is_err());
+    }
+
+    #[test]
+    fn repository_components_follow_the_distribution_grammar() {
+        for ok in [
+            "a",
+            "a.b",
+            "a_b",
+            "a__b",
+            "a-b",
+            "a---b",
+            "my.repo/some-thing__x/a-b.c_d",
+        ] {
+            assert!(validate_repository(ok).is_ok(), "{ok} refused");
+        }
+        for bad in ["a___b", "a..b", "a._b", "a-_b", "_a", "a-", "A", "a//b", ""] {
+            assert!(validate_repository(bad).is_err(), "{bad} accepted");
+        }
+        assert!(Host::parse("LOCALHOST:5000").unwrap().is_loopback());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::fs;
+
 use common::*;
 use tempfile::TempDir;
 
@@ -83,6 +85,35 @@ fn backup_from_protected_registry_without_credentials_fails_with_one_line() {
     // `run` points DOCKER_CONFIG at an empty directory: no credentials at all.
     let res = run("oci-backup", &args, &[]);
     assert_single_error_line("oci-backup", &args, &res, &[&reference], AUTH_FAILED);
+}
+
+/// Docker Desktop and `docker login` with a helper keep passwords in a credential helper,
+/// not in config.json: the error says that the helper is named and not run.
+#[test]
+fn a_config_that_names_a_credential_helper_says_so_in_the_error() {
+    let src = Registry::start_with_basic_auth("alice", "s3cret");
+    push_simple_image(&src, "private/app", &["1"], "p");
+    let cfg = TempDir::new().unwrap();
+    fs::write(
+        cfg.path().join("config.json"),
+        br#"{"auths":{},"credsStore":"desktop"}"#,
+    )
+    .unwrap();
+    let out = TempDir::new().unwrap();
+    let reference = src.reference("private/app", "1");
+    let args = ["--plain-http", "--output", path_str(out.path()), &reference];
+    let res = run(
+        "oci-backup",
+        &args,
+        &[("DOCKER_CONFIG", path_str(cfg.path()))],
+    );
+    assert_single_error_line(
+        "oci-backup",
+        &args,
+        &res,
+        &[&reference, "\"desktop\""],
+        &["credential helper"],
+    );
 }
 
 #[test]

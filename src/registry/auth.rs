@@ -35,9 +35,10 @@ impl Credentials {
     }
 }
 
-/// The Docker config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+/// The Docker config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`
+/// (an empty `DOCKER_CONFIG` counts as unset, as in Docker).
 pub fn docker_config_path() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir).join("config.json"));
     }
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker").join("config.json"))
@@ -95,6 +96,22 @@ pub fn credentials_for(host: &Host) -> Result<Option<Credentials>> {
         return Ok(Some(Credentials { username, password }));
     }
     Ok(None)
+}
+
+/// The credential helper the Docker config file names for `host` (`credHelpers.<host>`,
+/// else `credsStore`), if any: Docker Desktop and `docker login` with a helper keep the
+/// password there, not in the file.
+fn credential_helper_of(host: &Host) -> Option<String> {
+    let bytes = std::fs::read(docker_config_path()?).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let per_host = config
+        .get("credHelpers")
+        .and_then(|h| h.get(host.as_str()))
+        .and_then(|h| h.as_str());
+    per_host
+        .or_else(|| config.get("credsStore").and_then(|s| s.as_str()))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// A parsed `WWW-Authenticate` challenge.
@@ -301,8 +318,16 @@ impl Auth {
         let where_ = docker_config_path()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "the Docker config file".into());
+        let helper = credential_helper_of(&self.host)
+            .map(|h| {
+                format!(
+                    " (it names the credential helper {h:?}, which is not run: an auths entry \
+                     with auth = base64 of user:password is read)"
+                )
+            })
+            .unwrap_or_default();
         anyhow!(
-            "authentication required: no credentials for {} in {where_}",
+            "authentication required: no credentials for {} in {where_}{helper}",
             self.host
         )
     }
