@@ -148,8 +148,10 @@ pub const FLAGS: &[FlagDef] = &[
             value: Some("FILE|-"),
             kind: ValueKind::Path,
             summary: "Read references from FILE ('-' for stdin), one per line, instead of the command line.",
-            detail: "Blank lines and lines starting with # are skipped; spaces and CR \
-                     around a reference are trimmed. A reference listed twice is fetched once.",
+            detail: "Blank lines and lines starting with # are skipped, and so is a # comment \
+                     after a space; spaces, CR and a leading byte-order mark are trimmed. A bad \
+                     line is a usage error naming its line number. A reference listed twice \
+                     is fetched once.",
             tools: &[Backup],
             hidden: false,
         },
