@@ -103,9 +103,14 @@ fn copy_in_pool(source: &dyn Source, sink: &dyn Sink, roots: &[Root]) -> Vec<Res
     let moved: HashMap<Digest, Result<Moved, String>> = unique
         .into_par_iter()
         .map(|(d, desc)| {
+            let foreign = if desc.urls.as_ref().is_some_and(|u| !u.is_empty()) {
+                " (a foreign layer: its descriptor lists urls, which are not fetched)"
+            } else {
+                ""
+            };
             let r = sink
                 .put_blob(desc, source)
-                .with_context(|| format!("blob {d}"))
+                .with_context(|| format!("blob {d}{foreign}"))
                 .map_err(|e| format!("{e:#}"));
             (d, r)
         })

@@ -54,6 +54,9 @@ pub struct Descriptor {
     pub platform: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Where a foreign (non-distributable) layer is served instead of the registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
 }
 
 impl Descriptor {
@@ -65,6 +68,7 @@ impl Descriptor {
             artifact_type: None,
             platform: None,
             annotations: None,
+            urls: None,
         }
     }
 
