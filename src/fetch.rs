@@ -145,19 +145,26 @@ fn fetch_repository(group: &Group<'_>, dir: &Path, pool: &BlobPool, opts: &Optio
     };
     let results = copy::copy(&source, &sink, &group.roots, opts.jobs);
     let finished = sink.finish();
+    // One line per manifest (the references that named it together, so blobs copied once
+    // are counted once); a failure is one line per reference.
     for ((root, result), refs) in group.roots.iter().zip(results).zip(&group.names) {
-        for r in refs {
-            match (&result, &finished) {
-                (Ok(s), Ok(())) => log.info(format!(
-                    "{r} -> {} ({}, {} blobs, {} copied, {})",
+        match (&result, &finished) {
+            (Ok(s), Ok(())) => {
+                let names: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+                log.info(format!(
+                    "{} -> {} ({}, {} blobs, {} copied, {})",
+                    names.join(", "),
                     target.display(),
                     root.desc.digest,
                     s.blobs,
                     s.copied_blobs,
                     human_bytes(s.copied_bytes)
-                )),
-                (Err(e), _) => log.error(format!("{r}: {e:#}")),
-                (_, Err(e)) => log.error(format!("{r}: {e:#}")),
+                ))
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                for r in refs {
+                    log.error(format!("{r}: {e:#}"));
+                }
             }
         }
     }
