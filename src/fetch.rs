@@ -211,11 +211,19 @@ pub fn fetch_to_archive<W: Write>(
             continue;
         }
         let (roots, names): (Vec<Root>, Vec<_>) = kept.into_iter().unzip();
+        let labels = names
+            .iter()
+            .map(|refs| {
+                let refs: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+                refs.join(", ")
+            })
+            .collect();
         group.names = names;
         parts.push(Part {
             repo: group.repository.clone(),
             index_json: None,
             plans,
+            names: labels,
             extra_blobs: Vec::new(),
             source,
         });

@@ -27,8 +27,24 @@ pub struct Part<'a> {
     pub repo: String,
     pub index_json: Option<Vec<u8>>,
     pub plans: Vec<Plan>,
+    /// What named each plan's root (references, for a backup), for errors; may be empty.
+    pub names: Vec<String>,
     pub extra_blobs: Vec<Descriptor>,
     pub source: &'a dyn Source,
+}
+
+impl Part<'_> {
+    /// The names of the roots whose graphs hold `digest`: who a failed blob fails.
+    fn names_holding(&self, digest: &Digest) -> Option<String> {
+        let names: Vec<&str> = self
+            .plans
+            .iter()
+            .zip(&self.names)
+            .filter(|(plan, _)| plan.blobs.iter().any(|b| &b.digest == digest))
+            .map(|(_, n)| n.as_str())
+            .collect();
+        (!names.is_empty()).then(|| names.join(", "))
+    }
 }
 
 /// Writes `parts` to `w`: small files first, then blobs.
@@ -97,8 +113,13 @@ pub fn write_parts<W: Write>(w: &mut Writer<W>, parts: &[Part<'_>]) -> Result<()
                 chunk: Vec::new(),
                 at: 0,
             };
-            // add_blob names the blob in its errors.
-            w.add_blob(&p.repo, desc, &mut content)?;
+            // add_blob names the blob in its errors; the references holding it go first.
+            w.add_blob(&p.repo, desc, &mut content).map_err(|e| {
+                match p.names_holding(&desc.digest) {
+                    Some(names) => e.context(names),
+                    None => e,
+                }
+            })?;
         }
         Ok(())
     })
@@ -244,6 +265,7 @@ pub fn pack_dir<W: Write>(dir: &Path, w: &mut Writer<W>) -> Result<()> {
             repo: rel.clone(),
             index_json: Some(index_json),
             plans,
+            names: Vec::new(),
             extra_blobs,
             source: layout,
         });

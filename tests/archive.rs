@@ -719,50 +719,6 @@ fn restore_from_stdin_of_a_1_gib_blob_keeps_peak_rss_under_64_mib() {
     );
 }
 
-/// `tests/support/mount_refusing_proxy.py` in front of `upstream`; killed on drop.
-struct MountRefusingProxy {
-    child: std::process::Child,
-    port: u16,
-    log: tempfile::NamedTempFile,
-}
-
-impl MountRefusingProxy {
-    fn start(upstream: &Registry) -> MountRefusingProxy {
-        use std::io::BufRead;
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/mount_refusing_proxy.py");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(upstream.port().to_string())
-            .stdout(std::process::Stdio::piped())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .expect("spawn mount_refusing_proxy.py");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("proxy port");
-        MountRefusingProxy { child, port, log }
-    }
-
-    fn refused(&self) -> usize {
-        fs::read_to_string(self.log.path())
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("refused mount"))
-            .count()
-    }
-}
-
-impl Drop for MountRefusingProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn stream_restore_copies_a_linked_blob_within_the_registry_when_a_mount_is_refused() {
     let (src, fx) = seeded();
@@ -770,9 +726,15 @@ fn stream_restore_copies_a_linked_blob_within_the_registry_when_a_mount_is_refus
     let archive = work.path().join("m.tgz");
     backup_to(&archive, &fx.refs(&src));
     let dst = Registry::start();
-    let proxy = MountRefusingProxy::start(&dst);
-    restore_from_stdin(&archive, &format!("127.0.0.1:{}/refused", proxy.port));
-    assert!(proxy.refused() >= 1, "the restore never asked for a mount");
+    let proxy = FaultProxy::start(
+        &dst,
+        serde_json::json!([{"method": "POST", "path": "[?&]mount=", "action": "refuse-mount", "times": 1000}]),
+    );
+    restore_from_stdin(&archive, &format!("{}/refused", proxy.addr()));
+    assert!(
+        !proxy.lines("fault").is_empty(),
+        "the restore never asked for a mount"
+    );
     assert_restored(&src, &fx, &dst, "refused/");
 }
 

@@ -3,6 +3,7 @@
 //! fallback for loopback hosts, and errors that name the URL and the registry's reason.
 
 pub mod auth;
+pub mod retry;
 
 use std::io::{self, Read};
 use std::sync::OnceLock;
@@ -113,8 +114,9 @@ impl Registry {
         Ok(format!("{}/v2/{repo}/{tail}", self.base()?))
     }
 
-    /// Sends a request, answering one authentication challenge. Returns the response
-    /// whatever its status.
+    /// Sends a request, answering one authentication challenge, and sends it again after
+    /// a transient failure (`retry`) when its body can be replayed. Returns the response
+    /// whatever its status, but a transient status that outlived every retry is an error.
     fn send(
         &self,
         method: &str,
@@ -122,6 +124,32 @@ impl Registry {
         scope: &str,
         headers: &[(&str, &str)],
         mut body: Body<'_>,
+    ) -> Result<ureq::Response> {
+        let replayable = !matches!(body, Body::Stream(..));
+        let mut attempt = 1;
+        loop {
+            let last = !replayable || attempt == retry::ATTEMPTS;
+            let wait = match self.send_once(method, url, scope, headers, &mut body) {
+                Ok(resp) if retry::is_transient_status(resp.status()) && !last => {
+                    retry::delay(attempt, resp.header("Retry-After"))
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) if retry::is_transient(&e) && !last => retry::delay(attempt, None),
+                Err(e) => return Err(e),
+            };
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
+    /// One try of `send`: the request, and once more if it met an authentication challenge.
+    fn send_once(
+        &self,
+        method: &str,
+        url: &str,
+        scope: &str,
+        headers: &[(&str, &str)],
+        body: &mut Body<'_>,
     ) -> Result<ureq::Response> {
         let mut authz = self.auth.header_for(scope);
         for attempt in 0..2 {
@@ -133,7 +161,7 @@ impl Registry {
                 req = req.set("Authorization", a);
             }
             let mut read_error = None;
-            let result = match &mut body {
+            let result = match body {
                 Body::Empty => req.call(),
                 Body::Bytes(b) => req.send_bytes(b),
                 Body::Stream(r, len) => {
@@ -155,11 +183,11 @@ impl Registry {
                     return Err(anyhow!(e));
                 }
                 Err(ureq::Error::Transport(t)) => {
-                    return Err(anyhow!(
-                        "{method} {}: {}",
-                        without_query(url),
-                        transport_message(&t)
-                    ));
+                    let msg = format!("{method} {}: {}", without_query(url), transport_message(&t));
+                    if retry::is_transient_transport(&t) {
+                        return Err(anyhow!(retry::Transient(msg)));
+                    }
+                    return Err(anyhow!(msg));
                 }
             };
             if resp.status() != 401 || attempt == 1 {
@@ -189,7 +217,24 @@ impl Registry {
         if let Some(b) = &basic {
             req = req.set("Authorization", b);
         }
-        let resp = match req.call() {
+        let mut attempt = 1;
+        let result = loop {
+            match req.clone().call() {
+                Err(ureq::Error::Status(code, r))
+                    if retry::is_transient_status(code) && attempt < retry::ATTEMPTS =>
+                {
+                    std::thread::sleep(retry::delay(attempt, r.header("Retry-After")));
+                }
+                Err(ureq::Error::Transport(t))
+                    if retry::is_transient_transport(&t) && attempt < retry::ATTEMPTS =>
+                {
+                    std::thread::sleep(retry::delay(attempt, None));
+                }
+                other => break other,
+            }
+            attempt += 1;
+        };
+        let resp = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(401, _)) if basic.is_some() => {
                 bail!(
@@ -278,22 +323,66 @@ impl Registry {
     }
 
     /// Opens blob `desc` for reading; the reader fails at the end unless the content
-    /// matches the descriptor's digest and size.
+    /// matches the descriptor's digest and size. A download cut in the middle is resumed
+    /// where it stopped (`Range`), so the reader sees the blob once, whole.
     pub fn get_blob(
         &self,
         repo: &str,
         desc: &Descriptor,
-    ) -> Result<VerifyingReader<Box<dyn Read + Send + Sync>>> {
+    ) -> Result<VerifyingReader<Box<dyn Read + Send + Sync + '_>>> {
         let url = self.url(repo, &format!("blobs/{}", desc.digest))?;
-        let resp = self.send("GET", &url, &pull(repo), &[], Body::Empty)?;
-        if resp.status() != 200 {
-            return Err(self.status_error(resp));
-        }
+        let first = self.open_blob(repo, &url, 0)?;
+        let what = format!("GET {url}");
+        let repo = repo.to_string();
+        let reopen = move |offset: u64| self.open_blob(&repo, &url, offset);
+        let body = retry::ResumingReader::new(first, what, Box::new(reopen));
         Ok(VerifyingReader::new(
-            resp.into_reader(),
+            Box::new(body),
             &desc.digest,
             desc.size,
         ))
+    }
+
+    /// A blob's body from byte `offset` on: a `Range` request past 0, and a registry that
+    /// answers it with the whole blob (200) has the first bytes skipped.
+    fn open_blob(
+        &self,
+        repo: &str,
+        url: &str,
+        offset: u64,
+    ) -> Result<Box<dyn Read + Send + Sync + 'static>> {
+        let range = format!("bytes={offset}-");
+        let headers: &[(&str, &str)] = if offset == 0 {
+            &[]
+        } else {
+            &[("Range", range.as_str())]
+        };
+        let resp = self.send("GET", url, &pull(repo), headers, Body::Empty)?;
+        match resp.status() {
+            200 => {
+                let mut body = resp.into_reader();
+                if offset > 0 {
+                    let skipped = io::copy(&mut (&mut body).take(offset), &mut io::sink())
+                        .with_context(|| format!("GET {url}"))?;
+                    if skipped != offset {
+                        bail!("GET {url}: the blob ended before byte {offset}");
+                    }
+                }
+                Ok(body)
+            }
+            206 if offset > 0 => {
+                let start = resp
+                    .header("Content-Range")
+                    .and_then(|r| r.trim().strip_prefix("bytes "))
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|r| r.parse::<u64>().ok());
+                if start != Some(offset) {
+                    bail!("GET {url}: asked for the blob from byte {offset}, got another range");
+                }
+                Ok(resp.into_reader())
+            }
+            _ => Err(self.status_error(resp)),
+        }
     }
 
     /// True when the registry has blob `digest` in `repo`.
@@ -501,13 +590,20 @@ fn status_error(resp: ureq::Response) -> anyhow::Error {
             let code = e.get("code").and_then(|m| m.as_str());
             msg.or(code).map(str::to_string)
         });
-    match (status, message) {
-        (401, _) => anyhow!("authentication failed ({what})"),
-        (403, m) => anyhow!(
+    let message = match (status, message) {
+        (401, _) => format!("authentication failed ({what})"),
+        (403, m) => format!(
             "access denied{} ({what})",
             m.map(|m| format!(": {m}")).unwrap_or_default()
         ),
-        (_, Some(m)) => anyhow!("{m}"),
-        (_, None) => anyhow!("HTTP {status} {status_text} ({what})"),
+        // A registry's own message says what failed; a transient one also says how.
+        (s, Some(m)) if retry::is_transient_status(s) => format!("{m} ({what})"),
+        (_, Some(m)) => m,
+        (_, None) => format!("HTTP {status} {status_text} ({what})"),
+    };
+    if retry::is_transient_status(status) {
+        anyhow!(retry::Transient(message))
+    } else {
+        anyhow!(message)
     }
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use crate::copy::{Moved, Sink, Source};
 use crate::digest::Digest;
 use crate::manifest::Descriptor;
-use crate::registry::{Mount, Registry};
+use crate::registry::{retry, Mount, Registry};
 
 /// One repository of a registry, read from.
 pub struct RepoSource<'a> {
@@ -102,13 +102,25 @@ impl RepoSink<'_> {
 }
 
 impl Sink for RepoSink<'_> {
+    /// An upload that failed on the way (a dropped connection, a 503) is started again
+    /// from a new read of the source: the source can be read again, unlike a stream.
     fn put_blob(&self, desc: &Descriptor, source: &dyn Source) -> Result<Moved> {
-        match self.prepare(desc)? {
-            Prepared::Done(moved) => Ok(moved),
-            Prepared::Upload(location) => {
-                let mut content = source.blob(desc)?;
-                self.upload(desc, &location, &mut content)?;
-                Ok(Moved::Copied)
+        let mut attempt = 1;
+        loop {
+            let result = match self.prepare(desc)? {
+                Prepared::Done(moved) => return Ok(moved),
+                Prepared::Upload(location) => {
+                    let mut content = source.blob(desc)?;
+                    self.upload(desc, &location, &mut content)
+                }
+            };
+            match result {
+                Ok(()) => return Ok(Moved::Copied),
+                Err(e) if retry::is_transient(&e) && attempt < retry::ATTEMPTS => {
+                    std::thread::sleep(retry::delay(attempt, None));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
             }
         }
     }

@@ -2180,3 +2180,61 @@ pub fn write_bare_layout(dir: &Path, index_json: &str) {
     fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("oci-layout");
     fs::write(dir.join("index.json"), index_json).expect("index.json");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults a real registry cannot be made to produce
+// ---------------------------------------------------------------------------------------------
+
+/// `tests/support/fault_proxy.py` in front of a real registry: it answers the requests its
+/// rules match with a fault (a 429 or 503, a dropped connection, a body cut in half, a
+/// redirect to another host, a refused mount) and forwards the rest. Killed on drop.
+pub struct FaultProxy {
+    child: Child,
+    pub port: u16,
+    log: tempfile::NamedTempFile,
+}
+
+impl FaultProxy {
+    /// Starts the proxy in front of `upstream` with `rules` (see the script's doc).
+    pub fn start(upstream: &Registry, rules: serde_json::Value) -> FaultProxy {
+        use std::io::BufRead;
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fault_proxy.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(upstream.port().to_string())
+            .arg(rules.to_string())
+            .stdout(Stdio::piped())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("spawn fault_proxy.py");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("fault proxy port");
+        FaultProxy { child, port, log }
+    }
+
+    /// `127.0.0.1:PORT`, to use in place of the upstream registry's address.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The proxy's log lines that start with `prefix` (`fault`, `range`, `request`, ...).
+    pub fn lines(&self, prefix: &str) -> Vec<String> {
+        fs::read_to_string(self.log.path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.split(' ').next() == Some(prefix))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
