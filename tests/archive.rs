@@ -188,6 +188,54 @@ fn backup_overwrites_an_existing_file_with_the_archive() {
     assert_eq!(relative_files(work.path()), vec!["old-notes.txt"]);
 }
 
+/// `-o` naming a symbolic link replaces the file it points at and keeps the link; naming a
+/// FIFO (or a device) writes into it, as `>` would, instead of replacing it with a file.
+#[test]
+fn an_output_that_is_a_symlink_or_a_fifo_is_written_through_not_replaced() {
+    use std::os::unix::fs::{symlink, FileTypeExt};
+    let src = Registry::start();
+    push_simple_image(&src, "library/app", &["1"], "through");
+    let reference = src.reference("library/app", "1");
+    let work = TempDir::new().unwrap();
+
+    let real = work.path().join("real.tgz");
+    fs::write(&real, "old").unwrap();
+    let link = work.path().join("link.tgz");
+    symlink("real.tgz", &link).unwrap();
+    let dangling = work.path().join("dangling.tgz");
+    symlink("new.tgz", &dangling).unwrap();
+    for (out, written) in [(&link, &real), (&dangling, &work.path().join("new.tgz"))] {
+        backup_to(out, &[reference.clone()]);
+        assert!(fs::symlink_metadata(out).unwrap().file_type().is_symlink());
+        assert!(gnu_tar_files(written).contains(&"library/app/index.json".to_string()));
+    }
+
+    let fifo = work.path().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let dst = Registry::start();
+    let reader = Command::new(bin("oci-restore"))
+        .args(["--plain-http", "-q", "-i", path_str(&fifo), &dst.addr()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let writer = std::thread::spawn({
+        let fifo = fifo.clone();
+        let reference = reference.clone();
+        move || backup_to(&fifo, &[reference])
+    });
+    let restored = reader.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(tags(&dst, "library/app"), vec!["1"]);
+}
+
 #[test]
 fn failed_backup_keeps_the_previous_archive_and_leaves_no_temp_file() {
     let src = Registry::start();

@@ -230,10 +230,18 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 }
                 fetch::fetch_to_dir(&refs, &output, &opts, &log);
             } else {
-                let result = AtomicFile::create(&output).and_then(|file| {
+                let result = OutputFile::create(&output).and_then(|file| {
+                    let stream = file.is_stream();
                     let file = write_archive(Output::gzip(file), |w| {
-                        fetch::fetch_to_archive(&refs, w, &opts, &log)
+                        fetch::fetch_to_archive(&refs, w, &opts, &log)?;
+                        if stream && log.failures() > 0 {
+                            w.mark_incomplete()?;
+                        }
+                        Ok(())
                     })?;
+                    if log.failures() > 0 && stream {
+                        anyhow::bail!("incomplete, because some references failed");
+                    }
                     if log.failures() > 0 {
                         anyhow::bail!("not written, because some references failed");
                     }
@@ -299,7 +307,7 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                 return Ok(1);
             }
             let result = match &args.output {
-                Some(out) if !is_dash(out) => AtomicFile::create(out).and_then(|file| {
+                Some(out) if !is_dash(out) => OutputFile::create(out).and_then(|file| {
                     write_archive(Output::gzip(file), |w| pack_into(&dir, w))?.commit()
                 }),
                 _ => {
@@ -400,16 +408,37 @@ fn write_archive<W: std::io::Write>(
     writer.finish()
 }
 
-/// A file written through a temp file beside it, renamed into place by `commit`; dropped
-/// without `commit`, it leaves nothing, and an existing file is untouched.
-struct AtomicFile {
-    tmp: std::io::BufWriter<tempfile::NamedTempFile>,
-    dest: PathBuf,
-    _guard: crate::interrupt::Guard,
+/// Where an archive file goes. A regular file (new or replaced) is written through a temp
+/// file beside it and renamed into place by `commit`; dropped without `commit`, it leaves
+/// nothing, and an existing file is untouched. A symbolic link is followed: the file it
+/// points at is replaced, the link stays. An existing device, FIFO or socket (`/dev/null`,
+/// a named pipe, `/dev/stdout`) is written to in place, as `>` would: replacing it with a
+/// file would destroy it.
+enum OutputFile {
+    Atomic {
+        tmp: std::io::BufWriter<tempfile::NamedTempFile>,
+        dest: PathBuf,
+        _guard: crate::interrupt::Guard,
+    },
+    /// Bytes written here cannot be taken back: a stream, like stdout.
+    Stream(std::io::BufWriter<std::fs::File>),
 }
 
-impl AtomicFile {
-    fn create(dest: &std::path::Path) -> anyhow::Result<AtomicFile> {
+impl OutputFile {
+    fn create(dest: &std::path::Path) -> anyhow::Result<OutputFile> {
+        if let Ok(meta) = std::fs::metadata(dest) {
+            if !meta.is_file() && !meta.is_dir() {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(dest)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", dest.display()))?;
+                return Ok(OutputFile::Stream(std::io::BufWriter::with_capacity(
+                    1 << 20,
+                    file,
+                )));
+            }
+        }
+        let dest = resolve_links(dest);
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -429,16 +458,25 @@ impl AtomicFile {
                 anyhow::anyhow!("cannot create a file in {}: {e}", dir.display())
             })?;
         let guard = crate::interrupt::Guard::file(tmp.path());
-        Ok(AtomicFile {
+        Ok(OutputFile::Atomic {
             tmp: std::io::BufWriter::with_capacity(1 << 20, tmp),
-            dest: dest.to_path_buf(),
+            dest,
             _guard: guard,
         })
     }
 
+    /// True when what is written goes out at once (a device or a pipe), so a failed run
+    /// must end its stream with the mark every reader refuses.
+    fn is_stream(&self) -> bool {
+        matches!(self, OutputFile::Stream(_))
+    }
+
     fn commit(self) -> anyhow::Result<()> {
-        let tmp = self
-            .tmp
+        let (tmp, dest) = match self {
+            OutputFile::Stream(mut w) => return Ok(std::io::Write::flush(&mut w)?),
+            OutputFile::Atomic { tmp, dest, .. } => (tmp, dest),
+        };
+        let tmp = tmp
             .into_inner()
             .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
         #[cfg(unix)]
@@ -449,19 +487,45 @@ impl AtomicFile {
                 .set_permissions(std::fs::Permissions::from_mode(0o644));
         }
         tmp.as_file().sync_all()?;
-        tmp.persist(&self.dest)
+        tmp.persist(&dest)
             .map_err(|e| anyhow::anyhow!("{}", e.error))?;
         Ok(())
     }
 }
 
-impl std::io::Write for AtomicFile {
+/// `path` with symbolic links in its last component followed (a dangling link names the
+/// file to create), so that replacing the file keeps the link.
+fn resolve_links(path: &std::path::Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {}
+            _ => break,
+        }
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        path = match path.parent() {
+            Some(dir) if target.is_relative() => dir.join(target),
+            _ => target,
+        };
+    }
+    path
+}
+
+impl std::io::Write for OutputFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.tmp.write(buf)
+        match self {
+            OutputFile::Atomic { tmp, .. } => tmp.write(buf),
+            OutputFile::Stream(w) => w.write(buf),
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.tmp.flush()
+        match self {
+            OutputFile::Atomic { tmp, .. } => tmp.flush(),
+            OutputFile::Stream(w) => w.flush(),
+        }
     }
 }
 
