@@ -127,18 +127,48 @@ pub fn remove_stale(dir: &Path, base: &str) {
     }
 }
 
-/// True when no process `pid` runs (Linux: no `/proc/<pid>`); false when it cannot tell.
+/// True when no process `pid` runs (Linux: no `/proc/<pid>`, or only a zombie that its
+/// parent has not reaped yet: a killed run stays one for a while); false when it cannot
+/// tell.
 fn process_is_gone(pid: u32) -> bool {
     if pid == std::process::id() {
         return false;
     }
     let proc = Path::new("/proc");
-    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+    if !proc.join("self").exists() {
+        return false;
+    }
+    match std::fs::read_to_string(proc.join(pid.to_string()).join("stat")) {
+        // `pid (comm) S ...`: the state follows the last ')', as comm may hold one.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => !proc.join(pid.to_string()).exists(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_killed_process_not_yet_reaped_counts_as_gone() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        assert!(!process_is_gone(child.id()));
+        child.kill().unwrap();
+        // Not waited for: a zombie until `wait`.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !process_is_gone(child.id()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(process_is_gone(child.id()), "a zombie counts as running");
+        child.wait().unwrap();
+        assert!(process_is_gone(child.id()));
+    }
 
     #[test]
     fn stale_entries_of_gone_processes_are_removed_and_others_kept() {

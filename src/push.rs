@@ -92,11 +92,14 @@ fn report(
     log: &Log,
     from: &str,
     sink: &RepoSink<'_>,
+    index: &Index,
     roots: &[Root],
     results: Vec<Result<copy::Summary>>,
 ) {
     let dest = format!("{}/{}", sink.registry.host(), sink.repository);
-    if roots.is_empty() {
+    // A layout whose entries all failed has said so already; only one that lists
+    // nothing is empty.
+    if index.manifests.is_empty() {
         log.info(format!(
             "{from}: an empty layout (index.json lists nothing), nothing to push to {dest}"
         ));
@@ -253,7 +256,14 @@ fn push_layout(path: &Path, sink: &RepoSink<'_>, opts: &Options, log: &Log) {
         log.error(format!("{}: {e:#}", path.display()));
     }
     let results = copy::copy(&layout, sink, &roots, opts.jobs);
-    report(log, &path.display().to_string(), sink, &roots, results);
+    report(
+        log,
+        &path.display().to_string(),
+        sink,
+        &index,
+        &roots,
+        results,
+    );
 }
 
 /// Small blobs held in memory while their role is unknown (they may be manifests, which
@@ -529,7 +539,7 @@ pub fn push_stream(input: impl Read, what: &str, target: &Target, opts: &Options
         } else {
             format!("{what}:{rel}")
         };
-        report(log, &from, &sink, &roots, results);
+        report(log, &from, &sink, index, &roots, results);
     }
     if !any {
         log.error(format!(

@@ -546,3 +546,25 @@ fn help_and_version_exit_0_for_every_binary() {
         );
     }
 }
+
+/// A layout whose only entry's manifest is missing fails with one line for it, and is
+/// not also called empty.
+#[test]
+fn restore_of_a_layout_whose_manifest_is_missing_says_so_once_and_not_that_it_is_empty() {
+    let src = Registry::start();
+    let fx = seed_fixtures(&src);
+    let out = backup_into_new_dir(&[src.reference("dockerimg", "v1")]);
+    let layout = out.path().join("dockerimg");
+    fs::remove_file(layout_blob_path(&layout, &fx.get("dockerimg", "v1").digest)).unwrap();
+    let dst = Registry::start();
+    let args = ["--plain-http", "--input", path_str(out.path()), &dst.addr()];
+    let res = run("oci-restore", &args, &[]);
+    assert_single_error_line(
+        "oci-restore",
+        &args,
+        &res,
+        &["dockerimg"],
+        &["no such file", "missing", "not found"],
+    );
+    assert!(!String::from_utf8_lossy(&res.stderr).contains("empty layout"));
+}
