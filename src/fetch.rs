@@ -123,9 +123,69 @@ fn resolve_groups<'r>(refs: &'r [Reference], opts: &Options, log: &Log) -> Vec<G
 /// Fetches every reference into `DIR/<repository>/`. Failures are reported on `log`.
 pub fn fetch_to_dir(refs: &[Reference], dir: &Path, opts: &Options, log: &Log) {
     let pool = BlobPool::default();
-    for group in resolve_groups(refs, opts, log) {
-        fetch_repository(&group, dir, &pool, opts, log);
+    let groups = resolve_groups(refs, opts, log);
+    let repos: Vec<&str> = groups.iter().map(|g| g.repository.as_str()).collect();
+    for group in &groups {
+        if let Some(why) = store_conflict(Some(dir), &group.repository, &repos) {
+            for r in group.names.iter().flatten() {
+                log.error(format!("{r}: {why}"));
+            }
+            continue;
+        }
+        fetch_repository(group, dir, &pool, opts, log);
     }
+}
+
+/// Why repository `repo` cannot be stored as a layout beside the others: a layout's
+/// `blobs/` and `ingest/` hold only its own content, so `a/blobs` (or `a/ingest/x`)
+/// cannot be a layout when `a` is one, in this run (`repos`) or already in `dir`; nor can
+/// `a` become one over a layout that `dir` already holds under `a/blobs`. Every reader
+/// would pass such a nested layout over, and restore would silently leave it out.
+fn store_conflict(dir: Option<&Path>, repo: &str, repos: &[&str]) -> Option<String> {
+    let parts: Vec<&str> = repo.split('/').collect();
+    let is_layout = |rel: &str| {
+        repos.contains(&rel)
+            || dir.is_some_and(|d| {
+                let p = d.join(rel);
+                p.join(crate::layout::INDEX_FILE).is_file()
+                    || p.join(crate::layout::OCI_LAYOUT_FILE).is_file()
+            })
+    };
+    for i in 1..parts.len() {
+        if matches!(parts[i], "blobs" | "ingest") {
+            let parent = parts[..i].join("/");
+            if is_layout(&parent) {
+                return Some(format!(
+                    "repository {repo} would be stored inside the {}/ directory of the layout {parent}; back it up into another directory",
+                    parts[i]
+                ));
+            }
+        }
+    }
+    let dir = dir?;
+    for area in ["blobs", "ingest"] {
+        let nested = dir.join(repo).join(area);
+        if holds_a_layout(&nested) {
+            return Some(format!(
+                "{} holds a layout; repository {repo} would mix its blobs into it; back it up into another directory",
+                nested.display()
+            ));
+        }
+    }
+    None
+}
+
+/// True when `dir` or a directory below it holds `index.json` (links not followed).
+fn holds_a_layout(dir: &Path) -> bool {
+    if dir.join(crate::layout::INDEX_FILE).is_file() {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && holds_a_layout(&e.path()))
 }
 
 fn fetch_repository(group: &Group<'_>, dir: &Path, pool: &BlobPool, opts: &Options, log: &Log) {
@@ -181,6 +241,17 @@ pub fn fetch_to_archive<W: Write>(
     log: &Log,
 ) -> Result<()> {
     let mut groups = resolve_groups(refs, opts, log);
+    let repos: Vec<String> = groups.iter().map(|g| g.repository.clone()).collect();
+    let repos: Vec<&str> = repos.iter().map(String::as_str).collect();
+    groups.retain(|g| match store_conflict(None, &g.repository, &repos) {
+        Some(why) => {
+            for r in g.names.iter().flatten() {
+                log.error(format!("{r}: {why}"));
+            }
+            false
+        }
+        None => true,
+    });
     let registries: Vec<Arc<Registry>> = groups.iter().map(|g| g.registry.clone()).collect();
     let sources: Vec<RepoSource<'_>> = registries
         .iter()

@@ -568,3 +568,88 @@ fn restore_of_a_layout_whose_manifest_is_missing_says_so_once_and_not_that_it_is
     );
     assert!(!String::from_utf8_lossy(&res.stderr).contains("empty layout"));
 }
+
+#[test]
+fn backup_into_a_directory_that_is_itself_a_layout_is_refused_and_writes_nothing() {
+    let src = Registry::start();
+    push_simple_image(&src, "team/app", &["1"], "x");
+    let out = TempDir::new().unwrap();
+    write_bare_layout(out.path(), r#"{"schemaVersion":2,"manifests":[]}"#);
+    let before = files_under(out.path());
+    let reference = src.reference("team/app", "1");
+    let args = ["--plain-http", "--output", path_str(out.path()), &reference];
+    let res = run("oci-backup", &args, &[]);
+    assert_single_error_line(
+        "oci-backup",
+        &args,
+        &res,
+        &[path_str(out.path())],
+        &["is an OCI layout itself"],
+    );
+    assert_eq!(files_under(out.path()), before);
+}
+
+/// Distribution accepts `a`, `a/blobs` and `a/ingest` side by side, but a layout's
+/// `blobs/` and `ingest/` are its own: such repositories fail, one line each, instead of
+/// being written where restore and pack would pass them over.
+#[test]
+fn repositories_that_would_nest_in_another_layouts_blobs_or_ingest_fail_and_the_rest_restore() {
+    let src = Registry::start();
+    for (i, repo) in ["nest/a", "nest/a/b", "nest/a/blobs", "nest/a/ingest/x"]
+        .iter()
+        .enumerate()
+    {
+        push_simple_image(&src, repo, &["t"], &format!("n{i}"));
+    }
+    let refs: Vec<String> = ["nest/a", "nest/a/b", "nest/a/blobs", "nest/a/ingest/x"]
+        .iter()
+        .map(|r| src.reference(r, "t"))
+        .collect();
+    let work = TempDir::new().unwrap();
+    let archive = work.path().join("m.tgz");
+    for out in [work.path().to_path_buf(), archive.clone()] {
+        let mut args = vec!["--plain-http", "--output", path_str(&out)];
+        args.extend(refs.iter().map(String::as_str));
+        let res = run("oci-backup", &args, &[]);
+        assert_eq!(
+            res.status.code(),
+            Some(1),
+            "{}",
+            describe("oci-backup", &args, &res)
+        );
+        for bad in &refs[2..] {
+            assert_error_line_for("oci-backup", &args, &res, bad, &["inside the"]);
+        }
+    }
+    assert!(
+        !archive.exists(),
+        "an archive with failed references was written"
+    );
+    assert!(!work.path().join("nest/a/blobs/index.json").exists());
+    assert!(!work.path().join("nest/a/ingest/x").exists());
+    let dst = Registry::start();
+    let args = [
+        "--plain-http",
+        "--input",
+        path_str(work.path()),
+        &dst.addr(),
+    ];
+    run_ok("oci-restore", &args, &[]);
+    assert_eq!(tags(&dst, "nest/a"), vec!["t"]);
+    assert_eq!(tags(&dst, "nest/a/b"), vec!["t"]);
+
+    // The other way round, across runs: `c/blobs` first, then `c` would mix into it.
+    push_simple_image(&src, "c/blobs", &["t"], "c1");
+    push_simple_image(&src, "c", &["t"], "c2");
+    let out = TempDir::new().unwrap();
+    let first = src.reference("c/blobs", "t");
+    run_ok(
+        "oci-backup",
+        &["--plain-http", "-o", path_str(out.path()), &first],
+        &[],
+    );
+    let second = src.reference("c", "t");
+    let args = ["--plain-http", "-o", path_str(out.path()), &second];
+    let res = run("oci-backup", &args, &[]);
+    assert_single_error_line("oci-backup", &args, &res, &[&second], &["holds a layout"]);
+}

@@ -224,6 +224,15 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                     ));
                     return Ok(1);
                 }
+                if output.join(crate::layout::INDEX_FILE).is_file() {
+                    // Layouts written inside it would sit beside its blobs/, and restore
+                    // and pack, which take it for a single layout, would leave them out.
+                    log.error(format!(
+                        "{}: is an OCI layout itself (it holds index.json); back up into a directory of layouts",
+                        output.display()
+                    ));
+                    return Ok(1);
+                }
                 if let Err(e) = std::fs::create_dir_all(&output) {
                     log.error(format!("{}: {e}", output.display()));
                     return Ok(1);
