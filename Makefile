@@ -48,10 +48,17 @@ generate: build
 	done
 	@echo "wrote man/ and completions/"
 
+# Binaries, man pages, and completions where bash-completion, zsh and fish look for them.
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	for t in $(TOOLS); do install -m 755 target/release/$$t $(DESTDIR)$(PREFIX)/bin/; \
-	  install -m 644 man/$$t.1 $(DESTDIR)$(PREFIX)/share/man/man1/; done
+	  install -m 644 man/$$t.1 $(DESTDIR)$(PREFIX)/share/man/man1/; \
+	  install -m 644 completions/bash/$$t $(DESTDIR)$(PREFIX)/share/bash-completion/completions/; \
+	  install -m 644 completions/zsh/_$$t $(DESTDIR)$(PREFIX)/share/zsh/site-functions/; \
+	  install -m 644 completions/fish/$$t.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/; done
 
 clean:
 	$(CARGO) clean

@@ -117,7 +117,48 @@ fn resolve_groups<'r>(refs: &'r [Reference], opts: &Options, log: &Log) -> Vec<G
             groups.push(group);
         }
     }
+    drop_clashing_tags(&mut groups, log);
     groups
+}
+
+/// One layout per repository path takes references from several registries (or one
+/// registry spelt two ways): a tag that two of them give to different manifests in one
+/// run would silently keep only one. The first keeps it; each later one is an error.
+fn drop_clashing_tags(groups: &mut Vec<Group<'_>>, log: &Log) {
+    let mut given: HashMap<(String, String), (crate::digest::Digest, String)> = HashMap::new();
+    for group in groups.iter_mut() {
+        for (root, names) in group.roots.iter_mut().zip(group.names.iter_mut()) {
+            names.retain(|r| {
+                let Some(tag) = &r.tag else { return true };
+                let key = (group.repository.clone(), tag.clone());
+                match given.get(&key) {
+                    Some((digest, first)) if *digest != root.desc.digest => {
+                        log.error(format!(
+                            "{r}: tag {tag} of {} is given to {digest} by {first} in this run already",
+                            group.repository
+                        ));
+                        false
+                    }
+                    Some(_) => true,
+                    None => {
+                        given.insert(key, (root.desc.digest.clone(), r.to_string()));
+                        true
+                    }
+                }
+            });
+            root.tags.retain(|t| names.iter().any(|r| &r.tag == t));
+        }
+        let mut i = 0;
+        while i < group.roots.len() {
+            if group.names[i].is_empty() {
+                group.roots.remove(i);
+                group.names.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    groups.retain(|g| !g.roots.is_empty());
 }
 
 /// Fetches every reference into `DIR/<repository>/`. Failures are reported on `log`.

@@ -653,3 +653,38 @@ fn repositories_that_would_nest_in_another_layouts_blobs_or_ingest_fail_and_the_
     let res = run("oci-backup", &args, &[]);
     assert_single_error_line("oci-backup", &args, &res, &[&second], &["holds a layout"]);
 }
+
+/// One layout per repository path: two registries giving one tag to different manifests
+/// in one run cannot both be kept, so the first reference keeps it and the later one
+/// fails, rather than silently overwriting it.
+#[test]
+fn a_tag_given_to_two_manifests_by_two_registries_in_one_run_fails_for_the_later_reference() {
+    let one = Registry::start();
+    let two = Registry::start();
+    let (d1, _) = push_simple_image(&one, "demo/hello", &["1.0"], "one");
+    push_simple_image(&two, "demo/hello", &["1.0"], "two");
+    let (d3, _) = push_simple_image(&two, "demo/hello", &["2.0"], "three");
+    let first = one.reference("demo/hello", "1.0");
+    let later = two.reference("demo/hello", "1.0");
+    let other = two.reference("demo/hello", "2.0");
+    let work = TempDir::new().unwrap();
+    let archive = work.path().join("m.tgz");
+    for out in [work.path().to_path_buf(), archive.clone()] {
+        let args = ["--plain-http", "-o", path_str(&out), &first, &later, &other];
+        let res = run("oci-backup", &args, &[]);
+        assert_eq!(
+            res.status.code(),
+            Some(1),
+            "{}",
+            describe("oci-backup", &args, &res)
+        );
+        assert_error_line_for("oci-backup", &args, &res, &later, &["given to"]);
+    }
+    let entries = layout_entries(&work.path().join("demo/hello"));
+    let tagged: Vec<(Option<String>, String)> =
+        entries.into_iter().map(|e| (e.tag, e.digest)).collect();
+    assert_eq!(
+        tagged,
+        vec![(Some("1.0".into()), d1), (Some("2.0".into()), d3)]
+    );
+}
