@@ -320,7 +320,7 @@ fn set_mode_644(f: &File) {
 #[cfg(not(unix))]
 fn set_mode_644(_: &File) {}
 
-fn check_oci_layout(bytes: &[u8], path: &Path) -> Result<()> {
+pub(crate) fn check_oci_layout(bytes: &[u8], path: &Path) -> Result<()> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Marker {

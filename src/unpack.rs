@@ -150,6 +150,7 @@ fn unpack_into(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<
         let index: Index = serde_json::from_slice(index_json)?;
         check_complete(&staged, &final_dir, &index)
             .with_context(|| format!("{what}: layout {:?} is incomplete", display_repo(repo)))?;
+        check_placeable(dir, &final_dir)?;
         done.push((repo.clone(), staged, final_dir, index));
     }
     // Move into place: blobs first, then each index.json.
@@ -178,6 +179,38 @@ fn unpack_into(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<
         repos.push(repo);
     }
     Ok(repos)
+}
+
+/// What is already in the target cannot stop a layout from being moved into place: every
+/// directory on the way is a directory or missing, and what the layout has there is of
+/// the right kind. Checked for every layout before any is moved, so that a refusal leaves
+/// the target as it was.
+fn check_placeable(dir: &Path, final_dir: &Path) -> Result<()> {
+    let kind = |p: &Path| fs::symlink_metadata(p).ok().map(|m| m.file_type());
+    let rel = final_dir.strip_prefix(dir).unwrap_or(Path::new(""));
+    let mut at = dir.to_path_buf();
+    for c in rel.components() {
+        at.push(c);
+        match kind(&at) {
+            None => return Ok(()),
+            Some(t) if t.is_dir() => {}
+            Some(_) => bail!("{}: exists and is not a directory", at.display()),
+        }
+    }
+    for (name, want_dir) in [("blobs", true), ("ingest", true), (INDEX_FILE, false)] {
+        let p = final_dir.join(name);
+        if let Some(t) = kind(&p) {
+            if t.is_dir() != want_dir || (!want_dir && !t.is_file()) {
+                let want = if want_dir { "a directory" } else { "a file" };
+                bail!("{}: exists and is not {want}", p.display());
+            }
+        }
+    }
+    let marker = final_dir.join(layout::OCI_LAYOUT_FILE);
+    if let Ok(bytes) = fs::read(&marker) {
+        layout::check_oci_layout(&bytes, &marker)?;
+    }
+    Ok(())
 }
 
 fn display_repo(repo: &str) -> &str {

@@ -836,3 +836,35 @@ fn a_stream_with_a_failed_reference_is_refused_by_every_reader() {
         );
     }
 }
+
+/// What the target holds is checked for every layout before any is moved into place: a
+/// file where a layout's directory must go fails the unpack, and no other layout of the
+/// archive has been moved in.
+#[test]
+fn unpack_refused_by_the_target_moves_no_layout_into_place() {
+    let src = Registry::start();
+    push_simple_image(&src, "demo/hello", &["1"], "hello");
+    push_simple_image(&src, "demo/multi", &["1"], "multi");
+    let work = TempDir::new().unwrap();
+    let archive = work.path().join("m.tgz");
+    backup_to(
+        &archive,
+        &[
+            src.reference("demo/hello", "1"),
+            src.reference("demo/multi", "1"),
+        ],
+    );
+    let target = work.path().join("t");
+    fs::create_dir_all(target.join("demo")).unwrap();
+    fs::write(target.join("demo/multi"), "in the way\n").unwrap();
+    let args = ["-C", path_str(&target), path_str(&archive)];
+    let res = run("oci-unpack", &args, &[]);
+    assert_single_error_line(
+        "oci-unpack",
+        &args,
+        &res,
+        &["demo/multi"],
+        &["not a directory"],
+    );
+    assert_eq!(relative_files(&target), vec!["demo/multi"]);
+}
