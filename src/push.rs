@@ -184,7 +184,7 @@ fn without_clashing_tags(mut roots: Vec<Root>) -> (Vec<Root>, Vec<anyhow::Error>
         .map(|(t, ds)| {
             let list: Vec<String> = ds.iter().map(|d| d.to_string()).collect();
             errors.push(anyhow!(
-                "tag {t:?} is given to {} different manifests ({}): not pushed",
+                "tag {t:?} is given to {} different manifests ({}): not pushed (ref names written as NAME:TAG are pushed under TAG alone; give each image its own layout)",
                 ds.len(),
                 list.join(", ")
             ));
