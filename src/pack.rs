@@ -36,13 +36,12 @@ pub struct Part<'a> {
 impl Part<'_> {
     /// The names of the roots whose graphs hold `digest`: who a failed blob fails.
     fn names_holding(&self, digest: &Digest) -> Option<String> {
-        let names: Vec<&str> = self
-            .plans
-            .iter()
-            .zip(&self.names)
-            .filter(|(plan, _)| plan.blobs.iter().any(|b| &b.digest == digest))
-            .map(|(_, n)| n.as_str())
-            .collect();
+        let mut names: Vec<&str> = Vec::new();
+        for (plan, name) in self.plans.iter().zip(&self.names) {
+            if plan.blobs.iter().any(|b| &b.digest == digest) && !names.contains(&name.as_str()) {
+                names.push(name);
+            }
+        }
         (!names.is_empty()).then(|| names.join(", "))
     }
 }
@@ -264,8 +263,8 @@ pub fn pack_dir<W: Write>(dir: &Path, w: &mut Writer<W>) -> Result<()> {
         parts.push(Part {
             repo: rel.clone(),
             index_json: Some(index_json),
+            names: vec![here.clone(); plans.len()],
             plans,
-            names: Vec::new(),
             extra_blobs,
             source: layout,
         });

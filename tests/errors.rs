@@ -688,3 +688,30 @@ fn a_tag_given_to_two_manifests_by_two_registries_in_one_run_fails_for_the_later
         vec![(Some("1.0".into()), d1), (Some("2.0".into()), d3)]
     );
 }
+
+#[test]
+fn pack_of_a_corrupted_blob_names_the_layout_and_the_blob_and_writes_no_archive() {
+    let src = Registry::start();
+    push_simple_image(&src, "team/app", &["1"], "corrupt");
+    let out = backup_into_new_dir(&[src.reference("team/app", "1")]);
+    let layout = out.path().join("team/app");
+    let (_, manifest, _) = get_manifest(&src, "team/app", "1").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = v["layers"][0]["digest"].as_str().unwrap().to_string();
+    let path = layout_blob_path(&layout, &layer);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    let work = TempDir::new().unwrap();
+    let archive = work.path().join("m.tgz");
+    let args = [path_str(out.path()), "-o", path_str(&archive)];
+    let res = run("oci-pack", &args, &[]);
+    assert_single_error_line(
+        "oci-pack",
+        &args,
+        &res,
+        &[path_str(&layout), &layer],
+        &["mismatch"],
+    );
+    assert!(!archive.exists());
+}
