@@ -186,6 +186,12 @@ fn unpack_into(input: impl std::io::Read, what: &str, dir: &Path) -> Result<Vec<
 /// the right kind. Checked for every layout before any is moved, so that a refusal leaves
 /// the target as it was.
 fn check_placeable(dir: &Path, final_dir: &Path) -> Result<()> {
+    if final_dir != dir && dir.join(INDEX_FILE).is_file() {
+        bail!(
+            "{}: is an OCI layout itself (it holds index.json); unpack into a directory of layouts",
+            dir.display()
+        );
+    }
     let kind = |p: &Path| fs::symlink_metadata(p).ok().map(|m| m.file_type());
     let rel = final_dir.strip_prefix(dir).unwrap_or(Path::new(""));
     let mut at = dir.to_path_buf();
@@ -209,6 +215,10 @@ fn check_placeable(dir: &Path, final_dir: &Path) -> Result<()> {
     let marker = final_dir.join(layout::OCI_LAYOUT_FILE);
     if let Ok(bytes) = fs::read(&marker) {
         layout::check_oci_layout(&bytes, &marker)?;
+    }
+    if final_dir.join(INDEX_FILE).is_file() {
+        // Merged with the archive's entries later: it must read now.
+        Layout::at(final_dir).read_index()?;
     }
     Ok(())
 }
@@ -319,9 +329,8 @@ fn move_blobs(staged: &Layout, layout: &Layout) -> Result<()> {
                 .join("blobs")
                 .join(alg.file_name())
                 .join(f.file_name());
-            if dest.exists() {
-                continue;
-            }
+            // A copy the target has already is replaced by the staged one, verified as it
+            // was unpacked: the target's may be damaged, and reads by size cannot tell.
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent)?;
             }

@@ -868,3 +868,52 @@ fn unpack_refused_by_the_target_moves_no_layout_into_place() {
     );
     assert_eq!(relative_files(&target), vec!["demo/multi"]);
 }
+
+/// The target's own content is not trusted: a damaged blob already there is replaced by
+/// the archive's verified copy; an index.json that cannot be read, or a target that is a
+/// layout itself, fails the unpack before anything is moved in.
+#[test]
+fn unpack_replaces_damaged_blobs_and_refuses_unreadable_or_layout_targets_untouched() {
+    let src = Registry::start();
+    push_simple_image(&src, "demo/hello", &["1"], "hello");
+    push_simple_image(&src, "demo/multi", &["1"], "multi");
+    let work = TempDir::new().unwrap();
+    let archive = work.path().join("m.tgz");
+    backup_to(
+        &archive,
+        &[
+            src.reference("demo/hello", "1"),
+            src.reference("demo/multi", "1"),
+        ],
+    );
+    let (_, manifest, _) = get_manifest(&src, "demo/hello", "1").unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let layer = v["layers"][0]["digest"].as_str().unwrap().to_string();
+
+    let damaged = work.path().join("damaged");
+    let blob = layout_blob_path(&damaged.join("demo/hello"), &layer);
+    fs::create_dir_all(blob.parent().unwrap()).unwrap();
+    fs::write(&blob, "x\n").unwrap();
+    run_ok(
+        "oci-unpack",
+        &["-C", path_str(&damaged), path_str(&archive)],
+        &[],
+    );
+    assert_blob_files_verify(&damaged.join("demo/hello"));
+
+    let unreadable = work.path().join("unreadable");
+    fs::create_dir_all(unreadable.join("demo/multi")).unwrap();
+    fs::write(unreadable.join("demo/multi/index.json"), "{}").unwrap();
+    let layout_itself = work.path().join("layout");
+    write_bare_layout(&layout_itself, r#"{"schemaVersion":2,"manifests":[]}"#);
+    for (target, reason) in [
+        (&unreadable, "index.json"),
+        (&layout_itself, "is an OCI layout itself"),
+    ] {
+        let before = relative_files(target);
+        let args = ["-C", path_str(target), path_str(&archive)];
+        let res = run("oci-unpack", &args, &[]);
+        assert_single_error_line("oci-unpack", &args, &res, &[], &[reason]);
+        assert_eq!(relative_files(target), before, "{}", target.display());
+    }
+}

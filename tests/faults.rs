@@ -73,13 +73,14 @@ fn assert_ok(name: &str, out: &std::process::Output) {
 }
 
 #[test]
-fn backup_retries_rate_limits_and_unavailable_answers_and_stores_every_byte() {
+fn backup_retries_rate_limits_unavailable_answers_and_cut_manifests_and_stores_every_byte() {
     let src = Registry::start();
     let seeded = simple(&src, "team/app", "1");
     let proxy = FaultProxy::start(
         &src,
         json!([
             {"method": "GET", "path": "/manifests/", "action": "status", "status": 429, "retry_after": 1, "times": 2},
+            {"method": "GET", "path": "/manifests/", "action": "cut", "times": 1},
             {"method": "GET", "path": "/blobs/sha256:", "action": "status", "status": 503, "times": 2},
             {"method": "GET", "path": "/blobs/sha256:", "action": "status", "status": 502, "times": 1},
         ]),
@@ -88,7 +89,7 @@ fn backup_retries_rate_limits_and_unavailable_answers_and_stores_every_byte() {
     let started = Instant::now();
     let res = backup(out.path(), &[format!("{}/team/app:1", proxy.addr())], &[]);
     assert_ok("oci-backup", &res);
-    assert_eq!(proxy.lines("fault").len(), 5, "{:?}", proxy.lines("fault"));
+    assert_eq!(proxy.lines("fault").len(), 6, "{:?}", proxy.lines("fault"));
     // Retry-After: 1 was waited for, twice.
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert_layout_matches(&out.path().join("team/app"), &src, &seeded);

@@ -68,8 +68,10 @@ impl Registry {
         let credentials = auth::credentials_for(host)?;
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(30))
-            .timeout_read(Duration::from_secs(300))
-            .timeout_write(Duration::from_secs(300))
+            // A registry that stops answering is given up on (then retried) after this
+            // long without a byte; finishing a large upload takes the registry seconds.
+            .timeout_read(Duration::from_secs(120))
+            .timeout_write(Duration::from_secs(120))
             .max_idle_connections_per_host(16)
             .user_agent(concat!("ocipipe/", env!("CARGO_PKG_VERSION")))
             .build();
@@ -263,19 +265,31 @@ impl Registry {
     /// registry names one, the bytes are checked against it.
     pub fn get_manifest(&self, repo: &str, reference: &str) -> Result<FetchedManifest> {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
-        let resp = self.send("GET", &url, &pull(repo), &[("Accept", ACCEPT)], Body::Empty)?;
-        if resp.status() != 200 {
-            return Err(self.status_error(resp));
-        }
-        let content_type = resp
-            .header("Content-Type")
-            .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
-        let claimed = resp.header("Docker-Content-Digest").map(str::to_string);
-        let mut bytes = Vec::new();
-        resp.into_reader()
-            .take(MAX_MANIFEST_SIZE + 1)
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("GET {url}"))?;
+        // A body cut in the middle is fetched again (manifests are small: no Range).
+        let mut attempt = 1;
+        let (bytes, content_type, claimed) = loop {
+            let resp = self.send("GET", &url, &pull(repo), &[("Accept", ACCEPT)], Body::Empty)?;
+            if resp.status() != 200 {
+                return Err(self.status_error(resp));
+            }
+            let content_type = resp
+                .header("Content-Type")
+                .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+            let claimed = resp.header("Docker-Content-Digest").map(str::to_string);
+            let mut bytes = Vec::new();
+            match resp
+                .into_reader()
+                .take(MAX_MANIFEST_SIZE + 1)
+                .read_to_end(&mut bytes)
+            {
+                Ok(_) => break (bytes, content_type, claimed),
+                Err(e) if retry::is_transient_io(&e) && attempt < retry::ATTEMPTS => {
+                    std::thread::sleep(retry::delay(attempt, None));
+                    attempt += 1;
+                }
+                Err(e) => return Err(anyhow!(e).context(format!("GET {url}"))),
+            }
+        };
         if bytes.len() as u64 > MAX_MANIFEST_SIZE {
             bail!("GET {url}: manifest larger than {MAX_MANIFEST_SIZE} bytes");
         }
