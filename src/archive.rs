@@ -361,9 +361,23 @@ pub fn read(input: impl Read, what: &str, handler: &mut dyn Handler) -> Result<(
 
 /// Reads what follows the end-of-archive marker (the record padding, the gzip trailer):
 /// only then are the last CRC and size checked, and a tail cut short noticed.
+/// Only zeros may follow it: anything else is a second archive appended to the first
+/// (`cat a.tgz b.tgz`) or damage, and reading on would silently leave it out.
 fn drain(input: &mut impl Read, what: &str) -> Result<()> {
-    io::copy(input, &mut io::sink()).map_err(|e| input_error(what, e))?;
-    Ok(())
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(input_error(what, e)),
+        };
+        if buf[..n].iter().any(|&b| b != 0) {
+            bail!(
+                "{what}: data after the end of the archive (archives joined with cat are not read as one: restore each)"
+            );
+        }
+    }
 }
 
 /// Reads up to one tar block (512 bytes) from `input`.

@@ -1176,3 +1176,22 @@ fn a_multi_member_gzip_archive_is_accepted() {
     multi.extend(gzip(&tar[b..]));
     assert_accepted(&multi, REPO, &fx.one.manifest, &dst);
 }
+
+/// `cat a.tgz b.tgz` is one gzip stream holding two tars: what follows the first
+/// end-of-archive marker would be silently left out, so the input is refused instead.
+#[test]
+fn archives_joined_with_cat_are_refused_not_half_read() {
+    let whole = backup_tgz_of_a_simple_image();
+    let dst = Registry::start();
+    let mut joined = whole.clone();
+    joined.extend_from_slice(&whole);
+    let reasons = &["after the end of the archive"];
+    let sb = Sandbox::new();
+    unpack_and_expect_refusal(&sb, &joined, false, &[], reasons);
+    let ctx = restore_and_expect_refusal(&dst, &joined, true, reasons);
+    assert_eq!(
+        tags(&dst, &format!("ns/{REPO}")),
+        Vec::<String>::new(),
+        "a tag was pushed:\n{ctx}"
+    );
+}
