@@ -587,6 +587,20 @@ fn backup_into_a_directory_that_is_itself_a_layout_is_refused_and_writes_nothing
         &["is an OCI layout itself"],
     );
     assert_eq!(files_under(out.path()), before);
+
+    // Nor can a directory inside its blobs/ hold layouts.
+    let store = out.path().join("blobs");
+    fs::create_dir_all(&store).unwrap();
+    let args = ["--plain-http", "--output", path_str(&store), &reference];
+    let res = run("oci-backup", &args, &[]);
+    assert_single_error_line(
+        "oci-backup",
+        &args,
+        &res,
+        &[path_str(&store)],
+        &["inside the blobs/"],
+    );
+    assert_eq!(files_under(out.path()), before);
 }
 
 /// Distribution accepts `a`, `a/blobs` and `a/ingest` side by side, but a layout's

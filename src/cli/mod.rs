@@ -233,6 +233,14 @@ fn run(tool: Tool, args: Args) -> Result<i32, Usage> {
                     ));
                     return Ok(1);
                 }
+                if let Some(layout) = inside_a_layouts_store(&output) {
+                    log.error(format!(
+                        "{}: is inside the blobs/ or ingest/ directory of the layout {}; back up into a directory of layouts",
+                        output.display(),
+                        layout.display()
+                    ));
+                    return Ok(1);
+                }
                 if let Err(e) = std::fs::create_dir_all(&output) {
                     log.error(format!("{}: {e}", output.display()));
                     return Ok(1);
@@ -536,6 +544,23 @@ impl std::io::Write for OutputFile {
             OutputFile::Stream(w) => w.flush(),
         }
     }
+}
+
+/// The layout whose `blobs/` or `ingest/` holds `dir`, if one does: layouts written
+/// there would be mixed into its store, where no reader looks for them.
+fn inside_a_layouts_store(dir: &std::path::Path) -> Option<PathBuf> {
+    let abs = std::fs::canonicalize(dir).ok()?;
+    let mut child: Option<&std::path::Path> = None;
+    for a in abs.ancestors() {
+        if let Some(c) = child {
+            let store = c.file_name().is_some_and(|n| n == "blobs" || n == "ingest");
+            if store && a.join(crate::layout::INDEX_FILE).is_file() {
+                return Some(a.to_path_buf());
+            }
+        }
+        child = Some(a);
+    }
+    None
 }
 
 /// True when `path` is written with a trailing '/': a directory is meant.
