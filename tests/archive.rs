@@ -837,11 +837,9 @@ fn a_stream_with_a_failed_reference_is_refused_by_every_reader() {
     }
 }
 
-/// What the target holds is checked for every layout before any is moved into place: a
-/// file where a layout's directory must go fails the unpack, and no other layout of the
-/// archive has been moved in.
-#[test]
-fn unpack_refused_by_the_target_moves_no_layout_into_place() {
+/// A registry with `demo/hello:1` and `demo/multi:1`, and their backup `m.tgz` in a
+/// work directory.
+fn backup_of_demo_hello_and_multi() -> (Registry, TempDir, PathBuf) {
     let src = Registry::start();
     push_simple_image(&src, "demo/hello", &["1"], "hello");
     push_simple_image(&src, "demo/multi", &["1"], "multi");
@@ -854,6 +852,15 @@ fn unpack_refused_by_the_target_moves_no_layout_into_place() {
             src.reference("demo/multi", "1"),
         ],
     );
+    (src, work, archive)
+}
+
+/// What the target holds is checked for every layout before any is moved into place: a
+/// file where a layout's directory must go fails the unpack, and no other layout of the
+/// archive has been moved in.
+#[test]
+fn unpack_refused_by_the_target_moves_no_layout_into_place() {
+    let (_src, work, archive) = backup_of_demo_hello_and_multi();
     let target = work.path().join("t");
     fs::create_dir_all(target.join("demo")).unwrap();
     fs::write(target.join("demo/multi"), "in the way\n").unwrap();
@@ -874,21 +881,8 @@ fn unpack_refused_by_the_target_moves_no_layout_into_place() {
 /// layout itself, fails the unpack before anything is moved in.
 #[test]
 fn unpack_replaces_damaged_blobs_and_refuses_unreadable_or_layout_targets_untouched() {
-    let src = Registry::start();
-    push_simple_image(&src, "demo/hello", &["1"], "hello");
-    push_simple_image(&src, "demo/multi", &["1"], "multi");
-    let work = TempDir::new().unwrap();
-    let archive = work.path().join("m.tgz");
-    backup_to(
-        &archive,
-        &[
-            src.reference("demo/hello", "1"),
-            src.reference("demo/multi", "1"),
-        ],
-    );
-    let (_, manifest, _) = get_manifest(&src, "demo/hello", "1").unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let layer = v["layers"][0]["digest"].as_str().unwrap().to_string();
+    let (src, work, archive) = backup_of_demo_hello_and_multi();
+    let layer = layer_digest(&src, "demo/hello", "1", 0);
 
     let damaged = work.path().join("damaged");
     let blob = layout_blob_path(&damaged.join("demo/hello"), &layer);

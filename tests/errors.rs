@@ -170,9 +170,7 @@ fn restore_of_a_corrupted_blob_names_the_mismatch_not_the_network() {
     let src = Registry::start();
     push_simple_image(&src, "library/app", &["1.0"], "x");
     let out = backup_into_new_dir(&[src.reference("library/app", "1.0")]);
-    let (_, manifest, _) = get_manifest(&src, "library/app", "1.0").unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let layer = v["layers"][0]["digest"].as_str().unwrap().to_string();
+    let layer = layer_digest(&src, "library/app", "1.0", 0);
     let path = layout_blob_path(&out.path().join("library/app"), &layer);
     let mut bytes = fs::read(&path).unwrap();
     let last = bytes.len() - 1;
@@ -264,9 +262,7 @@ fn restore_of_a_layout_with_a_missing_blob_fails_for_it_and_restores_the_others(
         src.reference("dockerimg", "v1"),
     ]);
     // Remove the layer only library/app has (the first one is the shared base layer).
-    let (_, manifest, _) = get_manifest(&src, "library/app", "1.0").unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let own_layer = v["layers"][1]["digest"].as_str().unwrap().to_string();
+    let own_layer = layer_digest(&src, "library/app", "1.0", 1);
     assert_ne!(own_layer, fx.shared_base_layer);
     fs::remove_file(layout_blob_path(
         &out.path().join("library/app"),
@@ -709,9 +705,7 @@ fn pack_of_a_corrupted_blob_names_the_layout_and_the_blob_and_writes_no_archive(
     push_simple_image(&src, "team/app", &["1"], "corrupt");
     let out = backup_into_new_dir(&[src.reference("team/app", "1")]);
     let layout = out.path().join("team/app");
-    let (_, manifest, _) = get_manifest(&src, "team/app", "1").unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
-    let layer = v["layers"][0]["digest"].as_str().unwrap().to_string();
+    let layer = layer_digest(&src, "team/app", "1", 0);
     let path = layout_blob_path(&layout, &layer);
     let mut bytes = fs::read(&path).unwrap();
     bytes[10] ^= 0xff;

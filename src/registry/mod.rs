@@ -118,7 +118,7 @@ impl Registry {
 
     /// Sends a request, answering one authentication challenge, and sends it again after
     /// a transient failure (`retry`) when its body can be replayed. Returns the response
-    /// whatever its status, but a transient status that outlived every retry is an error.
+    /// whatever its status; `status_error` marks a transient one that outlived its retries.
     fn send(
         &self,
         method: &str,
@@ -128,20 +128,17 @@ impl Registry {
         mut body: Body<'_>,
     ) -> Result<ureq::Response> {
         let replayable = !matches!(body, Body::Stream(..));
-        let mut attempt = 1;
-        loop {
-            let last = !replayable || attempt == retry::ATTEMPTS;
-            let wait = match self.send_once(method, url, scope, headers, &mut body) {
-                Ok(resp) if retry::is_transient_status(resp.status()) && !last => {
-                    retry::delay(attempt, resp.header("Retry-After"))
-                }
-                Ok(resp) => return Ok(resp),
-                Err(e) if retry::is_transient(&e) && !last => retry::delay(attempt, None),
-                Err(e) => return Err(e),
-            };
-            std::thread::sleep(wait);
-            attempt += 1;
-        }
+        retry::retrying(|| {
+            let sent = self.send_once(method, url, scope, headers, &mut body);
+            match sent {
+                _ if !replayable => retry::Try::Done(sent),
+                Ok(resp) if retry::is_transient_status(resp.status()) => retry::Try::Again {
+                    retry_after: resp.header("Retry-After").map(str::to_string),
+                    outcome: Ok(resp),
+                },
+                sent => retry::again_if_transient(sent),
+            }
+        })
     }
 
     /// One try of `send`: the request, and once more if it met an authentication challenge.
@@ -219,23 +216,21 @@ impl Registry {
         if let Some(b) = &basic {
             req = req.set("Authorization", b);
         }
-        let mut attempt = 1;
-        let result = loop {
-            match req.clone().call() {
-                Err(ureq::Error::Status(code, r))
-                    if retry::is_transient_status(code) && attempt < retry::ATTEMPTS =>
-                {
-                    std::thread::sleep(retry::delay(attempt, r.header("Retry-After")));
+        let result = retry::retrying(|| match req.clone().call() {
+            Err(ureq::Error::Status(code, r)) if retry::is_transient_status(code) => {
+                retry::Try::Again {
+                    retry_after: r.header("Retry-After").map(str::to_string),
+                    outcome: Err(ureq::Error::Status(code, r)),
                 }
-                Err(ureq::Error::Transport(t))
-                    if retry::is_transient_transport(&t) && attempt < retry::ATTEMPTS =>
-                {
-                    std::thread::sleep(retry::delay(attempt, None));
-                }
-                other => break other,
             }
-            attempt += 1;
-        };
+            Err(ureq::Error::Transport(t)) if retry::is_transient_transport(&t) => {
+                retry::Try::Again {
+                    retry_after: None,
+                    outcome: Err(ureq::Error::Transport(t)),
+                }
+            }
+            other => retry::Try::Done(other),
+        });
         let resp = match result {
             Ok(r) => r,
             Err(ureq::Error::Status(401, _)) if basic.is_some() => {
@@ -266,30 +261,38 @@ impl Registry {
     pub fn get_manifest(&self, repo: &str, reference: &str) -> Result<FetchedManifest> {
         let url = self.url(repo, &format!("manifests/{reference}"))?;
         // A body cut in the middle is fetched again (manifests are small: no Range).
-        let mut attempt = 1;
-        let (bytes, content_type, claimed) = loop {
-            let resp = self.send("GET", &url, &pull(repo), &[("Accept", ACCEPT)], Body::Empty)?;
-            if resp.status() != 200 {
-                return Err(self.status_error(resp));
-            }
+        let (bytes, content_type, claimed) = retry::retrying(|| {
+            let resp = match self.send("GET", &url, &pull(repo), &[("Accept", ACCEPT)], Body::Empty)
+            {
+                Ok(r) if r.status() == 200 => r,
+                Ok(r) => return retry::Try::Done(Err(self.status_error(r))),
+                Err(e) => return retry::Try::Done(Err(e)),
+            };
             let content_type = resp
                 .header("Content-Type")
                 .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
             let claimed = resp.header("Docker-Content-Digest").map(str::to_string);
             let mut bytes = Vec::new();
-            match resp
+            let read = resp
                 .into_reader()
                 .take(MAX_MANIFEST_SIZE + 1)
-                .read_to_end(&mut bytes)
-            {
-                Ok(_) => break (bytes, content_type, claimed),
-                Err(e) if retry::is_transient_io(&e) && attempt < retry::ATTEMPTS => {
-                    std::thread::sleep(retry::delay(attempt, None));
-                    attempt += 1;
+                .read_to_end(&mut bytes);
+            match read {
+                Ok(_) => retry::Try::Done(Ok((bytes, content_type, claimed))),
+                Err(e) => {
+                    let transient = retry::is_transient_io(&e);
+                    let outcome = Err(anyhow!(e).context(format!("GET {url}")));
+                    if transient {
+                        retry::Try::Again {
+                            outcome,
+                            retry_after: None,
+                        }
+                    } else {
+                        retry::Try::Done(outcome)
+                    }
                 }
-                Err(e) => return Err(anyhow!(e).context(format!("GET {url}"))),
             }
-        };
+        })?;
         if bytes.len() as u64 > MAX_MANIFEST_SIZE {
             bail!("GET {url}: manifest larger than {MAX_MANIFEST_SIZE} bytes");
         }

@@ -72,6 +72,45 @@ pub fn delay(retry: u32, retry_after: Option<&str>) -> Duration {
     Duration::from_millis(500u64 << retry.saturating_sub(1).min(6))
 }
 
+/// What one try of an operation gave, for [`retrying`].
+pub enum Try<T> {
+    /// The outcome, success or a failure not worth another try.
+    Done(T),
+    /// A transient failure: try again, after `retry_after` (a `Retry-After` value) if the
+    /// server gave one; `outcome` is what the operation gives when no try is left.
+    Again {
+        outcome: T,
+        retry_after: Option<String>,
+    },
+}
+
+/// Runs `attempt` until it is done or has been tried [`ATTEMPTS`] times, waiting
+/// [`delay`] between tries. The one loop behind every retried request.
+pub fn retrying<T>(mut attempt: impl FnMut() -> Try<T>) -> T {
+    let mut tried = 1;
+    loop {
+        match attempt() {
+            Try::Done(outcome) => return outcome,
+            Try::Again { outcome, .. } if tried >= ATTEMPTS => return outcome,
+            Try::Again { retry_after, .. } => {
+                std::thread::sleep(delay(tried, retry_after.as_deref()));
+                tried += 1;
+            }
+        }
+    }
+}
+
+/// [`Try::Again`] for a transient error, [`Try::Done`] for any other outcome.
+pub fn again_if_transient<T>(outcome: anyhow::Result<T>) -> Try<anyhow::Result<T>> {
+    match outcome {
+        Err(e) if is_transient(&e) => Try::Again {
+            outcome: Err(e),
+            retry_after: None,
+        },
+        outcome => Try::Done(outcome),
+    }
+}
+
 /// Opens the rest of a download: a response body starting at the given byte offset.
 pub type Reopen<'a> =
     dyn Fn(u64) -> anyhow::Result<Box<dyn Read + Send + Sync + 'a>> + Send + Sync + 'a;

@@ -105,24 +105,18 @@ impl Sink for RepoSink<'_> {
     /// An upload that failed on the way (a dropped connection, a 503) is started again
     /// from a new read of the source: the source can be read again, unlike a stream.
     fn put_blob(&self, desc: &Descriptor, source: &dyn Source) -> Result<Moved> {
-        let mut attempt = 1;
-        loop {
-            let result = match self.prepare(desc)? {
-                Prepared::Done(moved) => return Ok(moved),
-                Prepared::Upload(location) => {
-                    let mut content = source.blob(desc)?;
-                    self.upload(desc, &location, &mut content)
-                }
-            };
-            match result {
-                Ok(()) => return Ok(Moved::Copied),
-                Err(e) if retry::is_transient(&e) && attempt < retry::ATTEMPTS => {
-                    std::thread::sleep(retry::delay(attempt, None));
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // `prepare`'s requests are retried inside the client already; only the upload,
+        // whose streamed body the client cannot replay, is tried again here.
+        retry::retrying(|| match self.prepare(desc) {
+            Ok(Prepared::Done(moved)) => retry::Try::Done(Ok(moved)),
+            Ok(Prepared::Upload(location)) => retry::again_if_transient(
+                source
+                    .blob(desc)
+                    .and_then(|mut content| self.upload(desc, &location, &mut content))
+                    .map(|()| Moved::Copied),
+            ),
+            Err(e) => retry::Try::Done(Err(e)),
+        })
     }
 
     fn has_manifest(&self, desc: &Descriptor) -> Result<bool> {

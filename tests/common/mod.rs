@@ -1601,6 +1601,17 @@ impl Graph {
     }
 }
 
+/// The digest of layer `i` of the image manifest `repo:reference` in `reg`.
+pub fn layer_digest(reg: &Registry, repo: &str, reference: &str, i: usize) -> String {
+    let (_, manifest, _) = get_manifest(reg, repo, reference)
+        .unwrap_or_else(|| panic!("{}: no manifest", reg.reference(repo, reference)));
+    let v: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest JSON");
+    v["layers"][i]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}: no layer {i}", reg.reference(repo, reference)))
+        .to_string()
+}
+
 fn descriptors_of(manifest: &[u8]) -> (Vec<(String, String)>, Vec<(String, String)>) {
     // returns (child manifests, blobs) as (digest, media type)
     let v: serde_json::Value = serde_json::from_slice(manifest).expect("manifest JSON");
