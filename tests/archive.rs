@@ -205,7 +205,7 @@ fn an_output_that_is_a_symlink_or_a_fifo_is_written_through_not_replaced() {
     let dangling = work.path().join("dangling.tgz");
     symlink("new.tgz", &dangling).unwrap();
     for (out, written) in [(&link, &real), (&dangling, &work.path().join("new.tgz"))] {
-        backup_to(out, &[reference.clone()]);
+        backup_to(out, std::slice::from_ref(&reference));
         assert!(fs::symlink_metadata(out).unwrap().file_type().is_symlink());
         assert!(gnu_tar_files(written).contains(&"library/app/index.json".to_string()));
     }
