@@ -54,8 +54,15 @@ struct Group<'r> {
 }
 
 /// Groups references by repository (in the order given, each reference once) and
-/// resolves them. Failures are reported on `log` and leave the reference out.
-fn resolve_groups<'r>(refs: &'r [Reference], opts: &Options, log: &Log) -> Vec<Group<'r>> {
+/// resolves them. Failures are reported on `log` and leave the reference out; so do
+/// repositories that cannot be stored beside the others (`store_conflict`) in `dir`, or
+/// in an archive when `dir` is `None`, before anything is asked of their registry.
+fn resolve_groups<'r>(
+    refs: &'r [Reference],
+    dir: Option<&Path>,
+    opts: &Options,
+    log: &Log,
+) -> Vec<Group<'r>> {
     let mut by_repo: Vec<((Host, String), Vec<&Reference>)> = Vec::new();
     for r in refs {
         let key = (r.host.clone(), r.repository.clone());
@@ -68,9 +75,17 @@ fn resolve_groups<'r>(refs: &'r [Reference], opts: &Options, log: &Log) -> Vec<G
             None => by_repo.push((key, vec![r])),
         }
     }
+    let repos: Vec<&str> = by_repo.iter().map(|((_, r), _)| r.as_str()).collect();
     let mut registries = Registries::default();
     let mut groups = Vec::new();
-    for ((host, repository), refs) in by_repo {
+    for ((host, repository), refs) in &by_repo {
+        if let Some(why) = store_conflict(dir, repository, &repos) {
+            for r in refs {
+                log.error(format!("{r}: {why}"));
+            }
+            continue;
+        }
+        let (repository, refs) = (repository.clone(), refs.clone());
         let registry = match registries.get(&host, &opts.registry) {
             Ok(r) => r,
             Err(e) => {
@@ -148,15 +163,12 @@ fn drop_clashing_tags(groups: &mut Vec<Group<'_>>, log: &Log) {
             });
             root.tags.retain(|t| names.iter().any(|r| &r.tag == t));
         }
-        let mut i = 0;
-        while i < group.roots.len() {
-            if group.names[i].is_empty() {
-                group.roots.remove(i);
-                group.names.remove(i);
-            } else {
-                i += 1;
-            }
-        }
+        let kept: (Vec<Root>, Vec<_>) = std::mem::take(&mut group.roots)
+            .into_iter()
+            .zip(std::mem::take(&mut group.names))
+            .filter(|(_, names)| !names.is_empty())
+            .unzip();
+        (group.roots, group.names) = kept;
     }
     groups.retain(|g| !g.roots.is_empty());
 }
@@ -164,16 +176,8 @@ fn drop_clashing_tags(groups: &mut Vec<Group<'_>>, log: &Log) {
 /// Fetches every reference into `DIR/<repository>/`. Failures are reported on `log`.
 pub fn fetch_to_dir(refs: &[Reference], dir: &Path, opts: &Options, log: &Log) {
     let pool = BlobPool::default();
-    let groups = resolve_groups(refs, opts, log);
-    let repos: Vec<&str> = groups.iter().map(|g| g.repository.as_str()).collect();
-    for group in &groups {
-        if let Some(why) = store_conflict(Some(dir), &group.repository, &repos) {
-            for r in group.names.iter().flatten() {
-                log.error(format!("{r}: {why}"));
-            }
-            continue;
-        }
-        fetch_repository(group, dir, &pool, opts, log);
+    for group in resolve_groups(refs, Some(dir), opts, log) {
+        fetch_repository(&group, dir, &pool, opts, log);
     }
 }
 
@@ -206,7 +210,7 @@ fn store_conflict(dir: Option<&Path>, repo: &str, repos: &[&str]) -> Option<Stri
     let dir = dir?;
     for area in ["blobs", "ingest"] {
         let nested = dir.join(repo).join(area);
-        if holds_a_layout(&nested) {
+        if crate::push::find_layouts(&nested).is_ok_and(|l| !l.is_empty()) {
             return Some(format!(
                 "{} holds a layout; repository {repo} would mix its blobs into it; back it up into another directory",
                 nested.display()
@@ -214,19 +218,6 @@ fn store_conflict(dir: Option<&Path>, repo: &str, repos: &[&str]) -> Option<Stri
         }
     }
     None
-}
-
-/// True when `dir` or a directory below it holds `index.json` (links not followed).
-fn holds_a_layout(dir: &Path) -> bool {
-    if dir.join(crate::layout::INDEX_FILE).is_file() {
-        return true;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries
-        .flatten()
-        .any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && holds_a_layout(&e.path()))
 }
 
 fn fetch_repository(group: &Group<'_>, dir: &Path, pool: &BlobPool, opts: &Options, log: &Log) {
@@ -281,18 +272,7 @@ pub fn fetch_to_archive<W: Write>(
     opts: &Options,
     log: &Log,
 ) -> Result<()> {
-    let mut groups = resolve_groups(refs, opts, log);
-    let repos: Vec<String> = groups.iter().map(|g| g.repository.clone()).collect();
-    let repos: Vec<&str> = repos.iter().map(String::as_str).collect();
-    groups.retain(|g| match store_conflict(None, &g.repository, &repos) {
-        Some(why) => {
-            for r in g.names.iter().flatten() {
-                log.error(format!("{r}: {why}"));
-            }
-            false
-        }
-        None => true,
-    });
+    let mut groups = resolve_groups(refs, None, opts, log);
     let registries: Vec<Arc<Registry>> = groups.iter().map(|g| g.registry.clone()).collect();
     let sources: Vec<RepoSource<'_>> = registries
         .iter()
