@@ -179,8 +179,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = forward
 
 
-main = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client closing a kept-alive connection is no error; anything else is logged
+        # under the lock, so that it cannot split another line of the log.
+        error = sys.exc_info()[1]
+        if not isinstance(error, (ConnectionResetError, BrokenPipeError)):
+            log(f"error {client_address}: {error!r}")
+
+
+main = Server(("127.0.0.1", 0), Handler)
+other = Server(("127.0.0.1", 0), Handler)
 main.main_port = other.main_port = main.server_address[1]
 OTHER_PORT = other.server_address[1]
 threading.Thread(target=other.serve_forever, daemon=True).start()
